@@ -1,0 +1,2 @@
+CREATE ROLE worker LOGIN CREATEDB PASSWORD 'worker';
+CREATE DATABASE worker OWNER worker;

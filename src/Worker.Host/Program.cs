@@ -1,0 +1,3 @@
+using Worker.Host;
+
+return await WorkerCommands.Create().Parse(args).InvokeAsync().ConfigureAwait(false);

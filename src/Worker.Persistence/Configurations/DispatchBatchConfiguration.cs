@@ -1,0 +1,18 @@
+using Microsoft.EntityFrameworkCore;
+using Microsoft.EntityFrameworkCore.Metadata.Builders;
+using Worker.Persistence.Entities;
+
+namespace Worker.Persistence.Configurations;
+
+internal sealed class DispatchBatchConfiguration : IEntityTypeConfiguration<DispatchBatch>
+{
+    public void Configure(EntityTypeBuilder<DispatchBatch> builder)
+    {
+        builder.ToTable("dispatch_batches");
+        builder.Property(b => b.FlowId).HasMaxLength(256);
+        builder.Property(b => b.OwnerEmail).HasMaxLength(512);
+        builder.Property(b => b.ClaimedBy).HasMaxLength(256);
+        // Open batches by lease end: how an expired lease is found.
+        builder.HasIndex(b => b.LeaseExpiresAt).HasFilter("completed_at IS NULL");
+    }
+}

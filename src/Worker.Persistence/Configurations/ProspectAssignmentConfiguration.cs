@@ -1,0 +1,26 @@
+using Microsoft.EntityFrameworkCore;
+using Microsoft.EntityFrameworkCore.Metadata.Builders;
+using Worker.Persistence.Entities;
+
+namespace Worker.Persistence.Configurations;
+
+internal sealed class ProspectAssignmentConfiguration : IEntityTypeConfiguration<ProspectAssignment>
+{
+    public void Configure(EntityTypeBuilder<ProspectAssignment> builder)
+    {
+        builder.ToTable("prospect_assignments");
+        builder.Property(p => p.CrmProspectId).HasMaxLength(512);
+        builder.Property(p => p.FlowId).HasMaxLength(256);
+        builder.Property(p => p.OwnerEmail).HasMaxLength(512);
+        builder.Property(p => p.Status).HasConversion<string>().HasMaxLength(16);
+        builder.Property(p => p.ErrorCode).HasMaxLength(64);
+        builder.HasIndex(p => new { p.AssignmentRequestId, p.CrmProspectId }).IsUnique();
+        // "Pending by group, oldest first": partial so it stays small however large the history grows.
+        builder.HasIndex(p => new { p.FlowId, p.OwnerEmail, p.AvailableAt, p.Id })
+            .HasDatabaseName("ix_prospect_assignments_pending_by_group")
+            .HasFilter("status = 'Pending'");
+        builder.HasIndex(p => p.BatchId).HasFilter("batch_id IS NOT NULL");
+        builder.HasIndex(p => p.CrmProspectId);
+        builder.HasIndex(p => new { p.Status, p.UpdatedAt });
+    }
+}
