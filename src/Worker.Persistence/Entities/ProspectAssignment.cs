@@ -44,6 +44,12 @@ public sealed class ProspectAssignment
     /// <summary>True when the outcome came from the lookup endpoint after an outcome-unknown call.</summary>
     public bool Reconciled { get; set; }
 
+    /// <summary>
+    /// True when an earlier call carrying this prospect ended with outcome unknown (timeout, reset, 5xx, expired lease)
+    /// and no lookup has settled it yet: the next batch must ask Gong's lookup before resending it.
+    /// </summary>
+    public bool ReconcileFirst { get; set; }
+
     /// <summary>Gong calls that carried this prospect and ended in UnexpectedError or outcome unknown (bounded).</summary>
     public int Attempts { get; set; }
 

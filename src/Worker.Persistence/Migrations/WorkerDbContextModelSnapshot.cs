@@ -387,6 +387,10 @@ namespace Worker.Persistence.Migrations
                         .HasColumnType("character varying(512)")
                         .HasColumnName("owner_email");
 
+                    b.Property<bool>("ReconcileFirst")
+                        .HasColumnType("boolean")
+                        .HasColumnName("reconcile_first");
+
                     b.Property<bool>("Reconciled")
                         .HasColumnType("boolean")
                         .HasColumnName("reconciled");

@@ -13,7 +13,7 @@ using Worker.Persistence;
 namespace Worker.Persistence.Migrations
 {
     [DbContext(typeof(WorkerDbContext))]
-    [Migration("20261129120107_InitialSchema")]
+    [Migration("20261129120237_InitialSchema")]
     partial class InitialSchema
     {
         /// <inheritdoc />
@@ -389,6 +389,10 @@ namespace Worker.Persistence.Migrations
                         .HasMaxLength(512)
                         .HasColumnType("character varying(512)")
                         .HasColumnName("owner_email");
+
+                    b.Property<bool>("ReconcileFirst")
+                        .HasColumnType("boolean")
+                        .HasColumnName("reconcile_first");
 
                     b.Property<bool>("Reconciled")
                         .HasColumnType("boolean")

@@ -139,6 +139,7 @@ namespace Worker.Persistence.Migrations
                     error_message = table.Column<string>(type: "text", nullable: true),
                     gong_request_id = table.Column<string>(type: "text", nullable: true),
                     reconciled = table.Column<bool>(type: "boolean", nullable: false),
+                    reconcile_first = table.Column<bool>(type: "boolean", nullable: false),
                     attempts = table.Column<int>(type: "integer", nullable: false),
                     batch_id = table.Column<Guid>(type: "uuid", nullable: true),
                     available_at = table.Column<DateTimeOffset>(type: "timestamp with time zone", nullable: false),

@@ -1,0 +1,85 @@
+using Worker.Persistence.Entities;
+
+namespace Worker.Host.Gong;
+
+/// <summary>
+/// Sends one claimed batch to Gong and turns every answer into per-prospect results
+/// (DESIGN.md "Gong client"): takes rate-gate slots, calls <c>POST /v2/flows/prospects/assign</c>,
+/// classifies the result, bisects on 400, reconciles through <c>POST /v2/flows/prospects</c> after an
+/// unknown outcome. The dispatcher owns claiming, leases and writing the results.
+/// </summary>
+public interface IGongBatchSender
+{
+    /// <summary>
+    /// Sends <paramref name="batch"/> and returns exactly one <see cref="ProspectResult"/> per id of the batch
+    /// (same ids, any order) plus one <see cref="GongCall"/> per HTTP call made (assign and lookup).
+    /// </summary>
+    /// <param name="batch">One (flow, owner) group, unique ids, at most MaxBatchSize.</param>
+    /// <param name="cancellationToken">Shutdown: a call already sent is not abandoned silently; its prospects come back as
+    /// <see cref="ProspectResultKind.Requeue"/> with <see cref="ProspectResult.ReconcileFirst"/> set.</param>
+    /// <returns>Results for every prospect; never throws for an HTTP or network failure.</returns>
+    Task<BatchResult> SendAsync(AssignmentBatch batch, CancellationToken cancellationToken);
+}
+
+/// <summary>A claimed batch: one (flow, owner) group.</summary>
+/// <param name="BatchId">The dispatch batch id (dispatch_batches.id).</param>
+/// <param name="FlowId">Gong flow id (digits).</param>
+/// <param name="OwnerEmail">Flow instance owner email (lower-cased).</param>
+/// <param name="CrmProspectIds">Unique CRM ids, 1 to MaxBatchSize (default 200).</param>
+/// <param name="ReconcileFirst">Ids whose earlier call had an unknown outcome (or whose lease expired): the sender
+/// must look them up before any assign, and resend only those not already in the target flow.</param>
+public sealed record AssignmentBatch(
+    Guid BatchId,
+    string FlowId,
+    string OwnerEmail,
+    IReadOnlyList<string> CrmProspectIds,
+    IReadOnlySet<string> ReconcileFirst);
+
+/// <summary>What the dispatcher does with one prospect after a batch.</summary>
+public enum ProspectResultKind
+{
+    /// <summary>Final: in the target flow (from the assign answer or the lookup).</summary>
+    Assigned,
+
+    /// <summary>Final: Gong declined (InvalidArgument, InvalidState).</summary>
+    NotAssigned,
+
+    /// <summary>Final: no trusted answer (FlowNotFound, Forbidden, BadRequest, MissingFromResponse).</summary>
+    Failed,
+
+    /// <summary>Back to Pending and counts one attempt (UnexpectedError, outcome still unknown); the dispatcher
+    /// records Failed/RetriesExhausted once the attempt budget is spent.</summary>
+    RetryLater,
+
+    /// <summary>Back to Pending without using an attempt: not processed (429, 401 pause, shutdown, lookup failed).</summary>
+    Requeue,
+}
+
+/// <summary>One prospect's result from a batch.</summary>
+/// <param name="CrmProspectId">The CRM id.</param>
+/// <param name="Kind">Final outcome or what to do next.</param>
+/// <param name="FlowInstanceId">For Assigned: Gong's flow instance id.</param>
+/// <param name="FlowInstanceStatus">For Assigned: Gong's flow instance status.</param>
+/// <param name="ErrorCode">Gong's errorCode or the worker's code.</param>
+/// <param name="ErrorMessage">Gong's message or the worker's reason.</param>
+/// <param name="GongRequestId">Gong requestId of the deciding call.</param>
+/// <param name="Reconciled">True when the outcome came from the lookup endpoint.</param>
+/// <param name="ReconcileFirst">For RetryLater/Requeue: an assign carrying this id may have been processed; look it up
+/// before sending it again.</param>
+/// <param name="NotBefore">For RetryLater/Requeue: earliest next dispatch (UTC), e.g. a backoff; null for "as soon as the gate allows".</param>
+public sealed record ProspectResult(
+    string CrmProspectId,
+    ProspectResultKind Kind,
+    string? FlowInstanceId = null,
+    string? FlowInstanceStatus = null,
+    string? ErrorCode = null,
+    string? ErrorMessage = null,
+    string? GongRequestId = null,
+    bool Reconciled = false,
+    bool ReconcileFirst = false,
+    DateTimeOffset? NotBefore = null);
+
+/// <summary>The results of one batch.</summary>
+/// <param name="Prospects">Exactly one result per id of the batch.</param>
+/// <param name="Calls">One row per HTTP call made, for <c>gong_calls</c> (written by the dispatcher in its transaction).</param>
+public sealed record BatchResult(IReadOnlyList<ProspectResult> Prospects, IReadOnlyList<GongCall> Calls);
