@@ -1,4 +1,5 @@
 using Worker.Host.Messaging;
+using Worker.Host.Operations;
 using Worker.Host.Persistence;
 
 namespace Worker.Host;
@@ -13,6 +14,8 @@ public static class WorkerHost
     public static WebApplicationBuilder CreateBuilder(string[] args)
     {
         var builder = WebApplication.CreateBuilder(args);
+        builder.Services.AddSingleton(TimeProvider.System);
+        builder.Services.AddSingleton<WorkerMetrics>();
         builder.AddWorkerPersistence();
         builder.AddWorkerMessaging();
         return builder;
