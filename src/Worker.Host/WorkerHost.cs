@@ -16,6 +16,7 @@ public static class WorkerHost
         var builder = WebApplication.CreateBuilder(args);
         builder.Services.AddSingleton(TimeProvider.System);
         builder.Services.AddSingleton<WorkerMetrics>();
+        builder.Services.AddSingleton<DispatchHeartbeat>();
         builder.AddWorkerPersistence();
         builder.AddWorkerMessaging();
         return builder;
