@@ -1,0 +1,131 @@
+using System.Net.Sockets;
+using System.Text;
+using System.Text.Json;
+using Polly.CircuitBreaker;
+using Polly.Timeout;
+
+namespace Worker.Host.Gong;
+
+/// <summary>
+/// The typed HttpClient of Gong's flow API (registered with IHttpClientFactory; base address, auth header and the
+/// Polly pipeline come from <see cref="GongExtensions.AddGongClient"/>). Makes exactly one logical call per method
+/// (the pipeline may repeat only an attempt that never reached Gong) and never throws for HTTP or network failures:
+/// everything becomes a <see cref="GongHttpResult"/>.
+/// </summary>
+internal sealed class GongApiClient(HttpClient http, TimeProvider time)
+{
+    /// <summary>Assign endpoint path, relative to the base URL.</summary>
+    public const string AssignPath = "v2/flows/prospects/assign";
+
+    /// <summary>Lookup endpoint path (open flow instances of prospects), relative to the base URL.</summary>
+    public const string LookupPath = "v2/flows/prospects";
+
+    /// <summary>Body reads are bounded too: the Polly timeout ends when the headers arrive.</summary>
+    private static readonly TimeSpan BodyReadTimeout = TimeSpan.FromSeconds(60);
+
+    /// <summary><c>POST /v2/flows/prospects/assign</c> with unique <paramref name="crmProspectIds"/>.</summary>
+    /// <exception cref="ArgumentException">Duplicate or empty ids (a programming error upstream).</exception>
+    public Task<GongHttpResult> AssignAsync(string flowId, string ownerEmail, IReadOnlyList<string> crmProspectIds, CancellationToken cancellationToken)
+    {
+        EnsureUnique(crmProspectIds);
+        return PostAsync(AssignPath, JsonSerializer.Serialize(new GongAssignRequest(crmProspectIds, flowId, ownerEmail), GongJson.Options), cancellationToken);
+    }
+
+    /// <summary><c>POST /v2/flows/prospects</c>: the prospects' open flow instances.</summary>
+    /// <exception cref="ArgumentException">Duplicate or empty ids.</exception>
+    public Task<GongHttpResult> LookupAsync(IReadOnlyList<string> crmProspectIds, CancellationToken cancellationToken)
+    {
+        EnsureUnique(crmProspectIds);
+        return PostAsync(LookupPath, JsonSerializer.Serialize(new GongLookupRequest(crmProspectIds), GongJson.Options), cancellationToken);
+    }
+
+    private static void EnsureUnique(IReadOnlyList<string> ids)
+    {
+        if (ids.Count == 0 || ids.Distinct(StringComparer.Ordinal).Count() != ids.Count)
+        {
+            throw new ArgumentException("A Gong call needs at least one id and never a duplicate id.", nameof(ids));
+        }
+    }
+
+    private async Task<GongHttpResult> PostAsync(string path, string json, CancellationToken cancellationToken)
+    {
+        var startedAt = time.GetUtcNow();
+        var started = time.GetTimestamp();
+        try
+        {
+            using var request = new HttpRequestMessage(HttpMethod.Post, new Uri(path, UriKind.Relative))
+            {
+                Content = new StringContent(json, Encoding.UTF8, "application/json"),
+            };
+            using var response = await http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, cancellationToken).ConfigureAwait(false);
+            var status = (int)response.StatusCode;
+            string body;
+            using (var bodyTimeout = new CancellationTokenSource(BodyReadTimeout, time))
+            using (var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, bodyTimeout.Token))
+            {
+                body = await response.Content.ReadAsStringAsync(linked.Token).ConfigureAwait(false);
+            }
+
+            var kind = GongCallClassifier.FromStatus(status);
+            GongProspectsResponse? answer = null;
+            string? requestId;
+            string? error = null;
+            if (kind == GongCallKind.Answered)
+            {
+                answer = GongJson.ParseProspects(body);
+                requestId = answer?.RequestId;
+                if (answer is null)
+                {
+                    // Gong said 200 but we cannot read what it did: treat as unknown and reconcile.
+                    kind = GongCallKind.OutcomeUnknown;
+                    error = "200 with an unreadable body";
+                }
+            }
+            else
+            {
+                var parsed = GongJson.ParseError(body);
+                requestId = parsed?.RequestId;
+                error = parsed?.Message() ?? $"HTTP {status} {response.ReasonPhrase}".Trim();
+            }
+
+            var retryAfter = status == 429 ? RetryAfter.Until(response.Headers, time.GetUtcNow()) : null;
+            return new GongHttpResult(kind, status, requestId, answer, error, retryAfter, startedAt, time.GetElapsedTime(started));
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            return new GongHttpResult(GongCallKind.Cancelled, null, null, null, "cancelled (shutdown)", null, startedAt, time.GetElapsedTime(started));
+        }
+        catch (Exception ex) when (ex is HttpRequestException or TimeoutRejectedException or BrokenCircuitException or OperationCanceledException or IOException or SocketException)
+        {
+            var kind = GongCallClassifier.IsNotSent(ex) ? GongCallKind.NotSent : GongCallKind.OutcomeUnknown;
+            return new GongHttpResult(kind, null, null, null, Describe(ex), null, startedAt, time.GetElapsedTime(started));
+        }
+    }
+
+    private static string Describe(Exception ex) => ex switch
+    {
+        TimeoutRejectedException => "attempt timeout",
+        BrokenCircuitException => "circuit open",
+        HttpRequestException h => $"{nameof(HttpRequestException)} ({h.HttpRequestError}): {h.Message}",
+        _ => $"{ex.GetType().Name}: {ex.Message}",
+    };
+}
+
+/// <summary>The result of one HTTP call to Gong.</summary>
+/// <param name="Kind">Classification.</param>
+/// <param name="HttpStatus">HTTP status, or null when no response arrived.</param>
+/// <param name="GongRequestId">Gong's requestId from the body, when present.</param>
+/// <param name="Answer">For <see cref="GongCallKind.Answered"/>: the parsed body.</param>
+/// <param name="Error">Gong's error messages or the failure, never a secret.</param>
+/// <param name="RetryAfterUntil">For a 429 with a readable Retry-After: the instant it names.</param>
+/// <param name="StartedAt">When the call started (UTC).</param>
+/// <param name="Duration">Wall time of the call.</param>
+internal sealed record GongHttpResult(
+    GongCallKind Kind,
+    int? HttpStatus,
+    string? GongRequestId,
+    GongProspectsResponse? Answer,
+    string? Error,
+    DateTimeOffset? RetryAfterUntil,
+    DateTimeOffset StartedAt,
+    TimeSpan Duration);

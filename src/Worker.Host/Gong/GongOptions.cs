@@ -1,0 +1,111 @@
+using System.ComponentModel.DataAnnotations;
+
+namespace Worker.Host.Gong;
+
+/// <summary>
+/// Gong client settings (section <c>Gong</c>, environment variables <c>Gong__BaseUrl</c>, <c>Gong__AccessKey</c>, …).
+/// Validated at start (<see cref="GongOptionsValidator"/>): exactly one auth mode, an absolute http(s) base URL
+/// (plain http only for loopback hosts), every number in range.
+/// </summary>
+/// <remarks>Gong's limits (3 calls/s and 10,000 calls/day per company, 200 ids per assign) come from Gong's
+/// endpoint page and API facts (<c>docs/reference</c>); Gong can raise them per company, hence settings.</remarks>
+public sealed class GongOptions
+{
+    /// <summary>Configuration section name.</summary>
+    public const string SectionName = "Gong";
+
+    /// <summary>Tenant base URL (default <c>https://api.gong.io</c>); paths are joined to it with or without a
+    /// trailing slash. Plain http only for loopback hosts (the simulator).</summary>
+    public string BaseUrl { get; set; } = "https://api.gong.io";
+
+    /// <summary>Access key for Basic auth (with <see cref="AccessKeySecret"/>). Never logged.</summary>
+    public string? AccessKey { get; set; }
+
+    /// <summary>Access key secret for Basic auth. Never logged.</summary>
+    public string? AccessKeySecret { get; set; }
+
+    /// <summary>OAuth bearer token (instead of an access key). Never logged.</summary>
+    public string? BearerToken { get; set; }
+
+    /// <summary>Most prospect ids per assign call (default 200, Gong's documented limit; 1–200).</summary>
+    [Range(1, 200, ErrorMessage = "Gong:MaxBatchSize (Gong__MaxBatchSize) must be 1–200.")]
+    public int MaxBatchSize { get; set; } = 200;
+
+    /// <summary>Most calls starting in any one-second window, across every replica (default 3; 1–100).</summary>
+    [Range(1, 100, ErrorMessage = "Gong:RequestsPerSecond (Gong__RequestsPerSecond) must be 1–100.")]
+    public int RequestsPerSecond { get; set; } = 3;
+
+    /// <summary>Most calls per UTC day, across every replica (default 10,000; 1–100,000,000).</summary>
+    [Range(1, 100_000_000, ErrorMessage = "Gong:DailyCallLimit (Gong__DailyCallLimit) must be 1–100000000.")]
+    public int DailyCallLimit { get; set; } = 10_000;
+
+    /// <summary>Slack added to the one-second window between slots so that scheduling jitter of the callers
+    /// cannot bunch more than <see cref="RequestsPerSecond"/> real starts into one second (default 50 ms; 0–1 s).</summary>
+    [Range(typeof(TimeSpan), "00:00:00", "00:00:01", ErrorMessage = "Gong:RateWindowMargin (Gong__RateWindowMargin) must be 00:00:00–00:00:01.")]
+    public TimeSpan RateWindowMargin { get; set; } = TimeSpan.FromMilliseconds(50);
+
+    /// <summary>Longest wait for a rate-gate slot inside one send; a slot further away (e.g. a Retry-After of hours)
+    /// returns the batch to Pending instead of holding it (default 30 s; 1 s–10 min).</summary>
+    [Range(typeof(TimeSpan), "00:00:01", "00:10:00", ErrorMessage = "Gong:MaxGateWait (Gong__MaxGateWait) must be 00:00:01–00:10:00.")]
+    public TimeSpan MaxGateWait { get; set; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>Per-attempt timeout of one HTTP call (default 90 s: Gong reads the prospects from the CRM; 1 s–10 min).</summary>
+    [Range(typeof(TimeSpan), "00:00:01", "00:10:00", ErrorMessage = "Gong:AttemptTimeout (Gong__AttemptTimeout) must be 00:00:01–00:10:00.")]
+    public TimeSpan AttemptTimeout { get; set; } = TimeSpan.FromSeconds(90);
+
+    /// <summary>Added to every 429's Retry-After before the shared gate opens again (default 1 s; 0–1 min).</summary>
+    [Range(typeof(TimeSpan), "00:00:00", "00:01:00", ErrorMessage = "Gong:RetryAfterMargin (Gong__RetryAfterMargin) must be 00:00:00–00:01:00.")]
+    public TimeSpan RetryAfterMargin { get; set; } = TimeSpan.FromSeconds(1);
+
+    /// <summary>Gate block after a 429 without Retry-After; doubles for each such 429 in a row up to
+    /// <see cref="TooManyRequestsMaxBackoff"/> (default 5 s; 100 ms–1 h).</summary>
+    [Range(typeof(TimeSpan), "00:00:00.100", "01:00:00", ErrorMessage = "Gong:TooManyRequestsBackoff (Gong__TooManyRequestsBackoff) must be 00:00:00.100–01:00:00.")]
+    public TimeSpan TooManyRequestsBackoff { get; set; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>Cap of the 429-without-header backoff (default 5 min; 100 ms–24 h).</summary>
+    [Range(typeof(TimeSpan), "00:00:00.100", "1.00:00:00", ErrorMessage = "Gong:TooManyRequestsMaxBackoff (Gong__TooManyRequestsMaxBackoff) must be 00:00:00.100–1.00:00:00.")]
+    public TimeSpan TooManyRequestsMaxBackoff { get; set; } = TimeSpan.FromMinutes(5);
+
+    /// <summary>Retries, inside one send, of a call that never reached Gong (connection refused, DNS failure);
+    /// jittered exponential delays from <see cref="ConnectRetryDelay"/> (default 3; 0–10).</summary>
+    [Range(0, 10, ErrorMessage = "Gong:ConnectRetryCount (Gong__ConnectRetryCount) must be 0–10.")]
+    public int ConnectRetryCount { get; set; } = 3;
+
+    /// <summary>Base delay of the connect retries (default 200 ms; 0–30 s).</summary>
+    [Range(typeof(TimeSpan), "00:00:00", "00:00:30", ErrorMessage = "Gong:ConnectRetryDelay (Gong__ConnectRetryDelay) must be 00:00:00–00:00:30.")]
+    public TimeSpan ConnectRetryDelay { get; set; } = TimeSpan.FromMilliseconds(200);
+
+    /// <summary>First wait before probing again after a 401; doubles per 401 in a row up to
+    /// <see cref="UnauthorizedMaxProbeDelay"/> (default 5 s; 100 ms–1 h).</summary>
+    [Range(typeof(TimeSpan), "00:00:00.100", "01:00:00", ErrorMessage = "Gong:UnauthorizedProbeDelay (Gong__UnauthorizedProbeDelay) must be 00:00:00.100–01:00:00.")]
+    public TimeSpan UnauthorizedProbeDelay { get; set; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>Cap of the 401 probe backoff (default 5 min; 100 ms–24 h).</summary>
+    [Range(typeof(TimeSpan), "00:00:00.100", "1.00:00:00", ErrorMessage = "Gong:UnauthorizedMaxProbeDelay (Gong__UnauthorizedMaxProbeDelay) must be 00:00:00.100–1.00:00:00.")]
+    public TimeSpan UnauthorizedMaxProbeDelay { get; set; } = TimeSpan.FromMinutes(5);
+
+    /// <summary>Wait after an outcome-unknown assign before the lookup, so Gong's read side sees a write it just
+    /// committed (default 1 s; 0–1 min).</summary>
+    [Range(typeof(TimeSpan), "00:00:00", "00:01:00", ErrorMessage = "Gong:ReconcileDelay (Gong__ReconcileDelay) must be 00:00:00–00:01:00.")]
+    public TimeSpan ReconcileDelay { get; set; } = TimeSpan.FromSeconds(1);
+
+    /// <summary>Circuit breaker: failure ratio (timeouts, 5xx, network errors) in the sampling window that opens it (default 0.5).</summary>
+    [Range(0.01, 1.0, ErrorMessage = "Gong:CircuitBreakerFailureRatio (Gong__CircuitBreakerFailureRatio) must be 0.01–1.")]
+    public double CircuitBreakerFailureRatio { get; set; } = 0.5;
+
+    /// <summary>Circuit breaker: calls needed in the sampling window before it may open (default 10; 2–1000).</summary>
+    [Range(2, 1000, ErrorMessage = "Gong:CircuitBreakerMinimumThroughput (Gong__CircuitBreakerMinimumThroughput) must be 2–1000.")]
+    public int CircuitBreakerMinimumThroughput { get; set; } = 10;
+
+    /// <summary>Circuit breaker: sampling window (default 30 s; 1 s–10 min).</summary>
+    [Range(typeof(TimeSpan), "00:00:01", "00:10:00", ErrorMessage = "Gong:CircuitBreakerSamplingDuration (Gong__CircuitBreakerSamplingDuration) must be 00:00:01–00:10:00.")]
+    public TimeSpan CircuitBreakerSamplingDuration { get; set; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>Circuit breaker: how long it stays open before one trial call (default 15 s; 1 s–10 min).</summary>
+    [Range(typeof(TimeSpan), "00:00:01", "00:10:00", ErrorMessage = "Gong:CircuitBreakerBreakDuration (Gong__CircuitBreakerBreakDuration) must be 00:00:01–00:10:00.")]
+    public TimeSpan CircuitBreakerBreakDuration { get; set; } = TimeSpan.FromSeconds(15);
+
+    /// <summary>The base URL as a <see cref="Uri"/> ending in <c>/</c>, so relative paths append to any path prefix.</summary>
+    /// <exception cref="UriFormatException">When <see cref="BaseUrl"/> is not an absolute URL (validation reports it first).</exception>
+    public Uri BaseUri => new(BaseUrl.Trim().TrimEnd('/') + "/", UriKind.Absolute);
+}
