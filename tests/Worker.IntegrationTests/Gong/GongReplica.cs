@@ -1,0 +1,99 @@
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Time.Testing;
+using Npgsql;
+using Worker.Host.Gong;
+using Worker.Host.Operations;
+
+namespace Worker.IntegrationTests.Gong;
+
+/// <summary>One worker replica's Gong client (the real registrations of <c>AddGongClient</c>) on a test database.</summary>
+internal sealed class GongReplica : IAsyncDisposable
+{
+    public const string FlowId = "1695493301223590792";
+    public const string Owner = "owner@example.com";
+
+    private readonly IHost host;
+
+    private GongReplica(IHost host) => this.host = host;
+
+    public IGongBatchSender Sender => host.Services.GetRequiredService<IGongBatchSender>();
+
+    public IGongDispatchState State => host.Services.GetRequiredService<IGongDispatchState>();
+
+    internal PostgresRateGate Gate => host.Services.GetRequiredService<PostgresRateGate>();
+
+    public static async Task<GongReplica> StartAsync(
+        string connectionString,
+        string baseUrl,
+        TimeProvider time,
+        IEnumerable<KeyValuePair<string, string?>>? settings = null,
+        Action<IServiceCollection>? configure = null)
+    {
+        var builder = Microsoft.Extensions.Hosting.Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true });
+        builder.Configuration.AddInMemoryCollection(new Dictionary<string, string?>
+        {
+            ["Gong:BaseUrl"] = baseUrl,
+            ["Gong:AccessKey"] = "test-key",
+            ["Gong:AccessKeySecret"] = "test-secret",
+        });
+        if (settings is not null)
+        {
+            builder.Configuration.AddInMemoryCollection(settings);
+        }
+
+        builder.Services.AddSingleton(time);
+        builder.Services.AddLogging();
+        builder.Services.AddMetrics();
+        builder.Services.AddSingleton<WorkerMetrics>();
+        builder.Services.AddNpgsqlDataSource(connectionString);
+        builder.AddGongClient();
+        configure?.Invoke(builder.Services);
+        var host = builder.Build();
+        await host.StartAsync();
+        return new GongReplica(host);
+    }
+
+    public static AssignmentBatch Batch(IEnumerable<string> ids, IEnumerable<string>? reconcileFirst = null) =>
+        new(Guid.NewGuid(), FlowId, Owner, ids.ToList(), new HashSet<string>(reconcileFirst ?? [], StringComparer.Ordinal));
+
+    public static IReadOnlyList<string> Ids(string prefix, int count) =>
+        Enumerable.Range(1, count).Select(i => $"{prefix}{i:000}").ToList();
+
+    public async ValueTask DisposeAsync()
+    {
+        await host.StopAsync();
+        host.Dispose();
+    }
+}
+
+/// <summary>Moves a fake clock forward while a task runs, so waits on the clock (gate slots, Retry-After, Polly
+/// timeouts and delays) pass without real waiting. Fails after a real-time deadline.</summary>
+internal static class FakeClock
+{
+    public static FakeTimeProvider Create() => new(DateTimeOffset.UtcNow);
+
+    public static async Task<T> DriveAsync<T>(this FakeTimeProvider clock, Task<T> task, TimeSpan? step = null)
+    {
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(90);
+        while (!task.IsCompleted)
+        {
+            if (DateTime.UtcNow > deadline)
+            {
+                throw new TimeoutException("The task did not complete while the fake clock was driven.");
+            }
+
+            await Task.WhenAny(task, Task.Delay(5));
+            if (!task.IsCompleted)
+            {
+                clock.Advance(step ?? TimeSpan.FromMilliseconds(100));
+            }
+        }
+
+        return await task;
+    }
+
+    public static async Task DriveAsync(this FakeTimeProvider clock, Task task, TimeSpan? step = null) =>
+        await clock.DriveAsync(task.ContinueWith(t => { t.GetAwaiter().GetResult(); return true; }, TaskScheduler.Default), step);
+}
