@@ -247,7 +247,7 @@ internal sealed partial class GongBatchSender(
             send.Halt = new HaltReason("Shutdown", "the worker stopped while waiting for the rate gate", null);
             return false;
         }
-        catch (Exception ex) when (ex is NpgsqlException or TimeoutException)
+        catch (Exception ex) when (ex is NpgsqlException or TimeoutException or InvalidOperationException)
         {
             LogGateUnavailable(ex, send.Batch.BatchId);
             send.Halt = new HaltReason("RateGateUnavailable", "the rate gate in Postgres could not be read: " + ex.Message, time.GetUtcNow() + TimeSpan.FromSeconds(5));

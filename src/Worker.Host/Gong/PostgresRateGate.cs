@@ -21,7 +21,8 @@ namespace Worker.Host.Gong;
 /// <item>daily budget: when <c>DailyCallLimit</c> calls are counted for the slot's UTC day, the slot moves to the
 /// next UTC midnight.</item>
 /// </list>
-/// A slot further away than <c>MaxGateWait</c> is not taken (the row is left as it was) and the caller is told when
+/// A caller that starts more than half the margin after its slot gives it up and takes a new one, so real starts
+/// stay within RateWindowMargin / 2 of their slots. A slot further away than <c>MaxGateWait</c> is not taken (the row is left as it was) and the caller is told when
 /// the gate opens, so a batch is never held for hours.
 /// </remarks>
 internal sealed class PostgresRateGate(NpgsqlDataSource dataSource, IOptions<GongOptions> options, TimeProvider time)
@@ -69,6 +70,11 @@ internal sealed class PostgresRateGate(NpgsqlDataSource dataSource, IOptions<Gon
         WHERE id = 1
         """;
 
+    private const string RefundSql = """
+        UPDATE rate_gate SET day_call_count = day_call_count - 1
+        WHERE id = 1 AND day = (@slot AT TIME ZONE 'UTC')::date AND day_call_count > 0
+        """;
+
     private const string ReadSql = "SELECT blocked_until, day, day_call_count FROM rate_gate WHERE id = 1";
 
     /// <summary>
@@ -77,6 +83,7 @@ internal sealed class PostgresRateGate(NpgsqlDataSource dataSource, IOptions<Gon
     /// </summary>
     /// <returns>The slot taken (and how long the caller waited), or the instant the gate opens when it is too far.</returns>
     /// <exception cref="NpgsqlException">Postgres unreachable.</exception>
+    /// <exception cref="InvalidOperationException">The rate_gate row is missing (migrations not applied).</exception>
     /// <exception cref="OperationCanceledException">When <paramref name="cancellationToken"/> is cancelled.</exception>
     public async Task<GateSlot> WaitForSlotAsync(CancellationToken cancellationToken)
     {
@@ -98,9 +105,20 @@ internal sealed class PostgresRateGate(NpgsqlDataSource dataSource, IOptions<Gon
             }
 
             // A 429 seen by any replica while we waited moves the gate; a slot taken before it is void.
-            var current = await GetBlockedUntilAsync(cancellationToken).ConfigureAwait(false);
+            // (Only the 429 block counts here: the daily count already includes this slot.)
+            var (current, _, _) = await ReadAsync(cancellationToken).ConfigureAwait(false);
             if (current is { } blocked && blocked > slot)
             {
+                continue;
+            }
+
+            // A caller that wakes (or hears back from Postgres) late would start closer to the next slots than the
+            // window allows. Beyond half the margin it gives its slot up (keeping the window conservative, refunding
+            // the daily count) and queues again.
+            var late = time.GetUtcNow() - slot;
+            if (late > o.RateWindowMargin / 2)
+            {
+                await RefundAsync(slot, cancellationToken).ConfigureAwait(false);
                 continue;
             }
 
@@ -124,19 +142,11 @@ internal sealed class PostgresRateGate(NpgsqlDataSource dataSource, IOptions<Gon
 
     /// <summary>The UTC instant before which no call may start (a 429 block or a spent daily budget), or null.</summary>
     /// <exception cref="NpgsqlException">Postgres unreachable.</exception>
+    /// <exception cref="InvalidOperationException">The rate_gate row is missing (migrations not applied).</exception>
     public async Task<DateTimeOffset?> GetBlockedUntilAsync(CancellationToken cancellationToken)
     {
-        await using var command = dataSource.CreateCommand(ReadSql);
-        await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
-        if (!await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
-        {
-            return null;
-        }
-
+        var (blocked, day, count) = await ReadAsync(cancellationToken).ConfigureAwait(false);
         var now = time.GetUtcNow();
-        DateTimeOffset? blocked = reader.IsDBNull(0) ? null : reader.GetFieldValue<DateTimeOffset>(0);
-        var day = reader.GetFieldValue<DateOnly>(1);
-        var count = reader.GetInt32(2);
         if (day == DateOnly.FromDateTime(now.UtcDateTime) && count >= options.Value.DailyCallLimit)
         {
             var midnight = new DateTimeOffset(day.AddDays(1).ToDateTime(TimeOnly.MinValue), TimeSpan.Zero);
@@ -144,6 +154,25 @@ internal sealed class PostgresRateGate(NpgsqlDataSource dataSource, IOptions<Gon
         }
 
         return blocked is { } until && until > now ? until : null;
+    }
+
+    private async Task RefundAsync(DateTimeOffset slot, CancellationToken cancellationToken)
+    {
+        await using var command = dataSource.CreateCommand(RefundSql);
+        command.Parameters.Add(new NpgsqlParameter("slot", NpgsqlDbType.TimestampTz) { Value = slot.ToUniversalTime() });
+        await command.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+    }
+
+    private async Task<(DateTimeOffset? BlockedUntil, DateOnly Day, int DayCallCount)> ReadAsync(CancellationToken cancellationToken)
+    {
+        await using var command = dataSource.CreateCommand(ReadSql);
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+        if (!await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+        {
+            throw new InvalidOperationException("rate_gate has no row with id 1: apply the migrations (the InitialSchema migration seeds it).");
+        }
+
+        return (reader.IsDBNull(0) ? null : reader.GetFieldValue<DateTimeOffset>(0), reader.GetFieldValue<DateOnly>(1), reader.GetInt32(2));
     }
 
     private async Task<(DateTimeOffset Slot, bool Taken, DateTimeOffset? BlockedUntil, string? BlockedReason)> TakeSlotAsync(
