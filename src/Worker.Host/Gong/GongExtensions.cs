@@ -55,7 +55,7 @@ public static class GongExtensions
         services.AddHttpClient<GongApiClient>((sp, client) =>
             {
                 var o = sp.GetRequiredService<IOptions<GongOptions>>().Value;
-                client.BaseAddress = o.BaseUri;
+                client.BaseAddress = o.GetBaseUri();
                 client.DefaultRequestHeaders.Authorization = Authorization(o);
                 client.DefaultRequestHeaders.Accept.Add(new MediaTypeWithQualityHeaderValue("application/json"));
 

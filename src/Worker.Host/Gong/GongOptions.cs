@@ -107,5 +107,5 @@ public sealed class GongOptions
 
     /// <summary>The base URL as a <see cref="Uri"/> ending in <c>/</c>, so relative paths append to any path prefix.</summary>
     /// <exception cref="UriFormatException">When <see cref="BaseUrl"/> is not an absolute URL (validation reports it first).</exception>
-    public Uri BaseUri => new(BaseUrl.Trim().TrimEnd('/') + "/", UriKind.Absolute);
+    public Uri GetBaseUri() => new(BaseUrl.Trim().TrimEnd('/') + "/", UriKind.Absolute);
 }
