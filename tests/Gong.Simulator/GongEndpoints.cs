@@ -129,7 +129,7 @@ internal static class GongEndpoints
         var latency = state.PickLatency(faults, isAssign ? ids.Count : 0);
         if (latency > TimeSpan.Zero)
         {
-            await Task.Delay(latency, time, cancel).ConfigureAwait(false);
+            await state.DelayAsync(latency, cancel).ConfigureAwait(false);
         }
 
         var fault = scripted?.Kind ?? (isAssign ? state.RollRandomFault(faults) : null);
@@ -170,7 +170,7 @@ internal static class GongEndpoints
                 return;
             case FaultKind.TimeoutAfterCommit:
                 state.Record(call with { Status = 200, Fault = nameof(FaultKind.TimeoutAfterCommit), DurationMs = time.GetElapsedTime(started).TotalMilliseconds });
-                await Task.Delay(TimeSpan.FromMilliseconds(faults.TimeoutAfterCommitDelayMs), time, cancel).ConfigureAwait(false);
+                await state.DelayAsync(TimeSpan.FromMilliseconds(faults.TimeoutAfterCommitDelayMs), cancel).ConfigureAwait(false);
                 await http.Response.WriteAsJsonAsync(answer, answer.GetType(), SimulatorJson.Options, cancel).ConfigureAwait(false);
                 return;
         }

@@ -32,6 +32,7 @@ public sealed class SimulatorState
     private int _duplicateOfApi;
     private int _callsWithDuplicateIds;
     private int _largestBatch;
+    private int _waitingCalls;
 
     /// <summary>Creates the state from <paramref name="options"/>, seeding its assignments.</summary>
     public SimulatorState(SimulatorOptions options, TimeProvider timeProvider)
@@ -238,6 +239,24 @@ public sealed class SimulatorState
         }
 
         return best;
+    }
+
+    /// <summary>Calls currently held by a latency or timeout delay (the delay's timer already exists).</summary>
+    internal int WaitingCalls => Volatile.Read(ref _waitingCalls);
+
+    /// <summary>Waits on <see cref="Time"/>; counted in <see cref="WaitingCalls"/> only once the timer is created.</summary>
+    internal async Task DelayAsync(TimeSpan delay, CancellationToken cancellationToken)
+    {
+        var wait = Task.Delay(delay, Time, cancellationToken);
+        Interlocked.Increment(ref _waitingCalls);
+        try
+        {
+            await wait.ConfigureAwait(false);
+        }
+        finally
+        {
+            Interlocked.Decrement(ref _waitingCalls);
+        }
     }
 
     internal string NewRequestId()
