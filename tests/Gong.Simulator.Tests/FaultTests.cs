@@ -56,6 +56,25 @@ public sealed class FaultTests
     }
 
     [Fact]
+    public async Task A_scripted_fault_waits_for_a_call_that_reaches_its_stage()
+    {
+        await using var h = await SimulatorHarness.StartAsync(o => o.RateLimit.RequestsPerSecond = 1);
+        (await h.AssignAsync(["p-0"])).Dispose();
+        await h.SetFaultsAsync(new { batchLimit = 1, script = new[] { new { kind = "ErrorAfterCommit", status = 502 } } });
+
+        using var limited = await h.AssignAsync(["p-1"]);
+        h.Time.Advance(TimeSpan.FromSeconds(1));
+        using var tooBig = await h.AssignAsync(["p-1", "p-2"]);
+        h.Time.Advance(TimeSpan.FromSeconds(1));
+        using var faulted = await h.AssignAsync(["p-1"]);
+        h.Time.Advance(TimeSpan.FromSeconds(1));
+        using var normal = await h.AssignAsync(["p-2"]);
+
+        Assert.Equal([429, 400, 502, 200], new[] { limited, tooBig, faulted, normal }.Select(r => (int)r.StatusCode));
+        Assert.Empty(h.State.Faults.Script);
+    }
+
+    [Fact]
     public async Task A_5xx_before_commit_records_nothing()
     {
         await using var h = await SimulatorHarness.StartAsync();

@@ -8,8 +8,9 @@ using Microsoft.AspNetCore.Connections.Features;
 namespace Gong.Simulator;
 
 /// <summary>
-/// Gong's assign and lookup endpoints. Order of checks per call: auth (and 401 periods), scripted fault,
-/// rate limit, body, batch limit, 400 ids, 403/404 flow, latency, fault before commit, commit, fault after commit.
+/// Gong's assign and lookup endpoints. Order of checks per call: auth (and 401 periods), scripted 401/429,
+/// rate limit, body (and scripted 400), batch limit, 400 ids, 403/404 flow, latency, fault before commit (scripted,
+/// else random), commit, fault after commit. A scripted fault is consumed only by a call that reaches its stage.
 /// </summary>
 internal static class GongEndpoints
 {
@@ -61,7 +62,7 @@ internal static class GongEndpoints
             return;
         }
 
-        var scripted = state.TakeScriptedFault(endpoint);
+        var scripted = state.TakeScriptedFault(endpoint, FaultKind.Unauthorized, FaultKind.RateLimited);
         switch (scripted?.Kind)
         {
             case FaultKind.Unauthorized:
@@ -89,7 +90,7 @@ internal static class GongEndpoints
             return;
         }
 
-        if (scripted?.Kind == FaultKind.BadRequest)
+        if (state.TakeScriptedFault(endpoint, FaultKind.BadRequest) is not null)
         {
             await Fail(400, "Malformed request", nameof(FaultKind.BadRequest)).ConfigureAwait(false);
             return;
@@ -132,6 +133,13 @@ internal static class GongEndpoints
             await state.DelayAsync(latency, cancel).ConfigureAwait(false);
         }
 
+        scripted = state.TakeScriptedFault(
+            endpoint,
+            FaultKind.ErrorBeforeCommit,
+            FaultKind.ResetBeforeCommit,
+            FaultKind.ErrorAfterCommit,
+            FaultKind.ResetAfterCommit,
+            FaultKind.TimeoutAfterCommit);
         var fault = scripted?.Kind ?? (isAssign ? state.RollRandomFault(faults) : null);
         var errorStatus = scripted?.Status ?? state.PickServerErrorStatus(faults);
         switch (fault)

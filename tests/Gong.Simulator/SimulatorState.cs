@@ -326,11 +326,17 @@ public sealed class SimulatorState
         }
     }
 
-    internal ScriptedFault? TakeScriptedFault(string endpoint)
+    /// <summary>
+    /// Dequeues the next scripted fault when it is for <paramref name="endpoint"/> and one of <paramref name="kinds"/>
+    /// (the stage the call has reached); a call refused earlier leaves it for the next call.
+    /// </summary>
+    internal ScriptedFault? TakeScriptedFault(string endpoint, params FaultKind[] kinds)
     {
         lock (_lock)
         {
-            if (_script.Count > 0 && string.Equals(_script.Peek().Endpoint, endpoint, StringComparison.OrdinalIgnoreCase))
+            if (_script.TryPeek(out var next)
+                && string.Equals(next.Endpoint, endpoint, StringComparison.OrdinalIgnoreCase)
+                && kinds.Contains(next.Kind))
             {
                 return _script.Dequeue();
             }
