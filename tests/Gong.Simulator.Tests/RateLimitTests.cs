@@ -1,3 +1,4 @@
+using System.Net.Http.Json;
 using System.Globalization;
 
 namespace Gong.Simulator.Tests;
@@ -80,6 +81,37 @@ public sealed class RateLimitTests
 
         Assert.Equal([.. Enumerable.Repeat((429, (string?)"2"), 5), (200, null)], answers);
         Assert.Equal(1, h.State.GetStats().AssignmentsCount);
+    }
+
+    [Fact]
+    public async Task Concurrent_callers_on_the_real_clock_never_get_more_than_the_limit_accepted_in_any_second()
+    {
+        await using var simulator = await GongSimulatorApp.StartAsync(new SimulatorOptions());
+        using var client = simulator.CreateClient();
+        var until = DateTime.UtcNow.AddSeconds(2.5);
+
+        async Task<List<int>> CallerAsync(int caller)
+        {
+            var statuses = new List<int>();
+            for (var i = 0; DateTime.UtcNow < until; i++)
+            {
+                using var response = await client.PostAsJsonAsync(
+                    "v2/flows/prospects/assign",
+                    new { crmProspectsIds = new[] { $"c{caller}-{i}" }, flowId = "1", flowInstanceOwnerEmail = "a@example.com" });
+                statuses.Add((int)response.StatusCode);
+            }
+
+            return statuses;
+        }
+
+        var all = (await Task.WhenAll(Enumerable.Range(0, 4).Select(CallerAsync))).SelectMany(s => s).ToList();
+        var stats = simulator.State.GetStats();
+
+        Assert.Equal(3, stats.MaxAcceptedCallsInAnyOneSecond);
+        Assert.InRange(all.Count(s => s == 200), 3, 9); // at most 3 per second over about 2.5 s
+        Assert.True(stats.RateLimitedCalls > 0);
+        Assert.All(all, s => Assert.True(s is 200 or 429));
+        Assert.Equal(all.Count(s => s == 200), stats.AssignmentsCount);
     }
 
     [Fact]

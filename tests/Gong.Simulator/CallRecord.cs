@@ -2,7 +2,7 @@ namespace Gong.Simulator;
 
 /// <summary>One call to a Gong endpoint as the simulator saw it (returned by <c>GET /_sim/calls</c>).</summary>
 /// <param name="Sequence">1-based order in which calls finished being logged; page with <c>?after=</c>.</param>
-/// <param name="Time">Arrival time (UTC, from the simulator's TimeProvider).</param>
+/// <param name="Time">When the call was counted against the rate limit (else when it arrived); UTC, from the simulator's TimeProvider.</param>
 /// <param name="Endpoint"><c>assign</c> or <c>lookup</c>.</param>
 /// <param name="FlowId">Flow id of an assign call, when the body named one.</param>
 /// <param name="OwnerEmail">Owner email of an assign call, when the body named one.</param>

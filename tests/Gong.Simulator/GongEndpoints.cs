@@ -76,10 +76,11 @@ internal static class GongEndpoints
 
         if (isAssign || state.Options.LookupCountsTowardsRateLimit)
         {
-            var decision = state.TryAcquireRateSlot(arrived);
+            var decision = state.TryAcquireRateSlot();
+            call = call with { Time = decision.At };
             if (!decision.Accepted)
             {
-                await Fail(429, decision.Message!, retryAfter: RetryAfterValue(decision.RetryAfterSeconds, decision.Mode, arrived)).ConfigureAwait(false);
+                await Fail(429, decision.Message!, retryAfter: RetryAfterValue(decision.RetryAfterSeconds, decision.Mode, decision.At)).ConfigureAwait(false);
                 return;
             }
         }

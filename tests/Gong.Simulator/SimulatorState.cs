@@ -282,11 +282,15 @@ public sealed class SimulatorState
         }
     }
 
-    /// <summary>Counts the call against the per-second and daily limits, or says how long to wait (whole seconds, at least 1).</summary>
-    internal RateDecision TryAcquireRateSlot(DateTimeOffset now)
+    /// <summary>
+    /// Counts the call against the per-second and daily limits at the current instant (read under the lock, so the
+    /// window only ever sees increasing times), or says how long to wait (whole seconds, at least 1).
+    /// </summary>
+    internal RateDecision TryAcquireRateSlot()
     {
         lock (_lock)
         {
+            var now = Time.GetUtcNow();
             var limit = _rateLimit;
             while (_acceptedInLastSecond.Count > 0 && now - _acceptedInLastSecond.Peek() >= TimeSpan.FromSeconds(1))
             {
@@ -296,7 +300,7 @@ public sealed class SimulatorState
             if (limit.RequestsPerSecond > 0 && _acceptedInLastSecond.Count >= limit.RequestsPerSecond)
             {
                 var wait = _acceptedInLastSecond.Peek().AddSeconds(1) - now;
-                return new RateDecision(false, WholeSeconds(wait), limit.RetryAfterMode, "API request limit exceeded: too many requests per second");
+                return new RateDecision(now, false, WholeSeconds(wait), limit.RetryAfterMode, "API request limit exceeded: too many requests per second");
             }
 
             var day = now.UtcDateTime.Date;
@@ -309,12 +313,12 @@ public sealed class SimulatorState
             if (limit.DailyCallLimit > 0 && _dailyCalls >= limit.DailyCallLimit)
             {
                 var wait = new DateTimeOffset(day.AddDays(1), TimeSpan.Zero) - now;
-                return new RateDecision(false, WholeSeconds(wait), limit.RetryAfterMode, "API request limit exceeded: daily quota spent");
+                return new RateDecision(now, false, WholeSeconds(wait), limit.RetryAfterMode, "API request limit exceeded: daily quota spent");
             }
 
             _acceptedInLastSecond.Enqueue(now);
             _dailyCalls++;
-            return new RateDecision(true, 0, limit.RetryAfterMode, null);
+            return new RateDecision(now, true, 0, limit.RetryAfterMode, null);
         }
     }
 
@@ -592,4 +596,4 @@ public sealed class SimulatorState
 }
 
 /// <summary>Outcome of a rate-limit check.</summary>
-internal readonly record struct RateDecision(bool Accepted, int RetryAfterSeconds, RetryAfterMode Mode, string? Message);
+internal readonly record struct RateDecision(DateTimeOffset At, bool Accepted, int RetryAfterSeconds, RetryAfterMode Mode, string? Message);
