@@ -33,7 +33,8 @@ public static class GongSimulatorApp
     /// </summary>
     public static async Task RunAsync(string[] args)
     {
-        var builder = WebApplication.CreateBuilder(args);
+        // Content root = the binary's folder, so its appsettings.json applies whatever the working directory.
+        var builder = WebApplication.CreateBuilder(new WebApplicationOptions { Args = args, ContentRootPath = AppContext.BaseDirectory });
         if (builder.Configuration["config"] is { Length: > 0 } file)
         {
             builder.Configuration.AddJsonFile(Path.GetFullPath(file), optional: false);
