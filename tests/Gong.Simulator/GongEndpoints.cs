@@ -27,7 +27,11 @@ internal static class GongEndpoints
         var arrived = time.GetUtcNow();
         var started = time.GetTimestamp();
         var requestId = state.NewRequestId();
-        var cancel = http.RequestAborted;
+        // A held answer (latency, timeout after commit) ends when the client leaves or the simulator stops.
+        using var stopping = CancellationTokenSource.CreateLinkedTokenSource(
+            http.RequestAborted,
+            http.RequestServices.GetRequiredService<IHostApplicationLifetime>().ApplicationStopping);
+        var cancel = stopping.Token;
         var isAssign = endpoint == SimulatorEndpoints.Assign;
         var (body, bodyError) = await ReadBodyAsync(http.Request, isAssign, cancel).ConfigureAwait(false);
         var ids = body?.CrmProspectsIds?.Select(i => i ?? "").ToList() ?? [];
