@@ -24,19 +24,25 @@ internal sealed class GongApiClient(HttpClient http, TimeProvider time)
     private static readonly TimeSpan BodyReadTimeout = TimeSpan.FromSeconds(60);
 
     /// <summary><c>POST /v2/flows/prospects/assign</c> with unique <paramref name="crmProspectIds"/>.</summary>
+    /// <param name="flowId">Gong flow id.</param>
+    /// <param name="ownerEmail">Flow instance owner email.</param>
+    /// <param name="crmProspectIds">Unique ids (at most MaxBatchSize, checked by the caller).</param>
+    /// <param name="startNoLaterThan">Latest start the caller's rate-gate slot allows; later, nothing is sent
+    /// (<see cref="GongCallKind.LateForSlot"/>).</param>
+    /// <param name="cancellationToken">Shutdown.</param>
     /// <exception cref="ArgumentException">Duplicate or empty ids (a programming error upstream).</exception>
-    public Task<GongHttpResult> AssignAsync(string flowId, string ownerEmail, IReadOnlyList<string> crmProspectIds, CancellationToken cancellationToken)
+    public Task<GongHttpResult> AssignAsync(string flowId, string ownerEmail, IReadOnlyList<string> crmProspectIds, DateTimeOffset? startNoLaterThan, CancellationToken cancellationToken)
     {
         EnsureUnique(crmProspectIds);
-        return PostAsync(AssignPath, JsonSerializer.Serialize(new GongAssignRequest(crmProspectIds, flowId, ownerEmail), GongJson.Options), cancellationToken);
+        return PostAsync(AssignPath, JsonSerializer.Serialize(new GongAssignRequest(crmProspectIds, flowId, ownerEmail), GongJson.Options), startNoLaterThan, cancellationToken);
     }
 
     /// <summary><c>POST /v2/flows/prospects</c>: the prospects' open flow instances.</summary>
     /// <exception cref="ArgumentException">Duplicate or empty ids.</exception>
-    public Task<GongHttpResult> LookupAsync(IReadOnlyList<string> crmProspectIds, CancellationToken cancellationToken)
+    public Task<GongHttpResult> LookupAsync(IReadOnlyList<string> crmProspectIds, DateTimeOffset? startNoLaterThan, CancellationToken cancellationToken)
     {
         EnsureUnique(crmProspectIds);
-        return PostAsync(LookupPath, JsonSerializer.Serialize(new GongLookupRequest(crmProspectIds), GongJson.Options), cancellationToken);
+        return PostAsync(LookupPath, JsonSerializer.Serialize(new GongLookupRequest(crmProspectIds), GongJson.Options), startNoLaterThan, cancellationToken);
     }
 
     private static void EnsureUnique(IReadOnlyList<string> ids)
@@ -47,10 +53,15 @@ internal sealed class GongApiClient(HttpClient http, TimeProvider time)
         }
     }
 
-    private async Task<GongHttpResult> PostAsync(string path, string json, CancellationToken cancellationToken)
+    private async Task<GongHttpResult> PostAsync(string path, string json, DateTimeOffset? startNoLaterThan, CancellationToken cancellationToken)
     {
         var startedAt = time.GetUtcNow();
         var started = time.GetTimestamp();
+        if (startedAt > startNoLaterThan)
+        {
+            return new GongHttpResult(GongCallKind.LateForSlot, null, null, null, "late for the rate-gate slot", null, startedAt, TimeSpan.Zero);
+        }
+
         try
         {
             using var request = new HttpRequestMessage(HttpMethod.Post, new Uri(path, UriKind.Relative))

@@ -76,13 +76,13 @@ internal sealed partial class GongBatchSender(
 
     private async Task AssignAsync(Send send, Work work, CancellationToken cancellationToken)
     {
-        if (!await TakeSlotAsync(send, cancellationToken).ConfigureAwait(false))
+        var batch = send.Batch;
+        var result = await CallInSlotAsync(send, deadline => client.AssignAsync(batch.FlowId, batch.OwnerEmail, work.Ids, deadline, cancellationToken), cancellationToken).ConfigureAwait(false);
+        if (result is null)
         {
             return;
         }
 
-        var batch = send.Batch;
-        var result = await client.AssignAsync(batch.FlowId, batch.OwnerEmail, work.Ids, cancellationToken).ConfigureAwait(false);
         var call = Record(send, "assign", work.Ids.Count, result);
         metrics.BatchFill(work.Ids.Count);
         Observe(result);
@@ -128,6 +128,8 @@ internal sealed partial class GongBatchSender(
                 send.MustReconcile.UnionWith(work.Ids);
                 send.Halt = new HaltReason("Shutdown", "the worker stopped while the call was in flight", null);
                 break;
+            case GongCallKind.LateForSlot:
+                break;
             case GongCallKind.OutcomeUnknown:
                 await ReconcileAfterUnknownAsync(send, work, result, cancellationToken).ConfigureAwait(false);
                 break;
@@ -172,12 +174,12 @@ internal sealed partial class GongBatchSender(
         var absent = new List<string>();
         foreach (var chunk in ids.Chunk(options.Value.MaxBatchSize))
         {
-            if (!await TakeSlotAsync(send, cancellationToken).ConfigureAwait(false))
+            var result = await CallInSlotAsync(send, deadline => client.LookupAsync(chunk, deadline, cancellationToken), cancellationToken).ConfigureAwait(false);
+            if (result is null)
             {
                 return absent;
             }
 
-            var result = await client.LookupAsync(chunk, cancellationToken).ConfigureAwait(false);
             var call = Record(send, "lookup", chunk.Length, result);
             Observe(result);
             switch (result.Kind)
@@ -235,7 +237,38 @@ internal sealed partial class GongBatchSender(
         return absent;
     }
 
-    private async Task<bool> TakeSlotAsync(Send send, CancellationToken cancellationToken)
+    /// <summary>Takes a rate-gate slot and makes the call in it; a caller that reaches the send too late for its slot
+    /// (a busy machine) sends nothing, gives the slot back and queues again.</summary>
+    /// <returns>The call's result, or null when the send halted (gate blocked or unavailable, shutdown).</returns>
+    private async Task<GongHttpResult?> CallInSlotAsync(Send send, Func<DateTimeOffset?, Task<GongHttpResult>> call, CancellationToken cancellationToken)
+    {
+        while (true)
+        {
+            var slot = await TakeSlotAsync(send, cancellationToken).ConfigureAwait(false);
+            if (slot is null)
+            {
+                return null;
+            }
+
+            var result = await call(slot.StartNoLaterThan).ConfigureAwait(false);
+            if (result.Kind != GongCallKind.LateForSlot)
+            {
+                return result;
+            }
+
+            try
+            {
+                await gate.RefundAsync(slot.At, cancellationToken).ConfigureAwait(false);
+            }
+            catch (Exception ex) when (ex is NpgsqlException or TimeoutException or OperationCanceledException)
+            {
+                // The daily count stays one too high: conservative.
+                LogGateUnavailable(ex, send.Batch.BatchId);
+            }
+        }
+    }
+
+    private async Task<GateSlot?> TakeSlotAsync(Send send, CancellationToken cancellationToken)
     {
         GateSlot slot;
         try
@@ -245,23 +278,23 @@ internal sealed partial class GongBatchSender(
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
         {
             send.Halt = new HaltReason("Shutdown", "the worker stopped while waiting for the rate gate", null);
-            return false;
+            return null;
         }
         catch (Exception ex) when (ex is NpgsqlException or TimeoutException or InvalidOperationException)
         {
             LogGateUnavailable(ex, send.Batch.BatchId);
             send.Halt = new HaltReason("RateGateUnavailable", "the rate gate in Postgres could not be read: " + ex.Message, time.GetUtcNow() + TimeSpan.FromSeconds(5));
-            return false;
+            return null;
         }
 
         metrics.RateGateWait(slot.Waited);
         if (!slot.Taken)
         {
             send.Halt = new HaltReason("RateGateBlocked", slot.Reason ?? "rate gate blocked", slot.At);
-            return false;
+            return null;
         }
 
-        return true;
+        return slot;
     }
 
     private async Task BlockAsync(Send send, GongHttpResult result, GongCall call)

@@ -37,6 +37,9 @@ internal enum GongCallKind
 
     /// <summary>The worker is shutting down; a call already sent may have been processed.</summary>
     Cancelled,
+
+    /// <summary>Not sent: the caller reached the send later than its rate-gate slot allows; it takes a new slot.</summary>
+    LateForSlot,
 }
 
 /// <summary>Maps HTTP statuses and exceptions to <see cref="GongCallKind"/> and <see cref="GongCallOutcomeClass"/>.</summary>

@@ -95,7 +95,7 @@ internal sealed class PostgresRateGate(NpgsqlDataSource dataSource, IOptions<Gon
             var (slot, taken, blockedUntil, blockedReason) = await TakeSlotAsync(now, now + o.MaxGateWait, cancellationToken).ConfigureAwait(false);
             if (!taken)
             {
-                return new GateSlot(false, slot, blockedUntil is { } b && b >= slot ? blockedReason : "daily call limit or queue of slots", time.GetElapsedTime(waitStarted));
+                return new GateSlot(false, slot, blockedUntil is { } b && b >= slot ? blockedReason : "daily call limit or queue of slots", time.GetElapsedTime(waitStarted), slot);
             }
 
             var delay = slot - time.GetUtcNow();
@@ -122,7 +122,7 @@ internal sealed class PostgresRateGate(NpgsqlDataSource dataSource, IOptions<Gon
                 continue;
             }
 
-            return new GateSlot(true, slot, null, time.GetElapsedTime(waitStarted));
+            return new GateSlot(true, slot, null, time.GetElapsedTime(waitStarted), slot + o.RateWindowMargin / 2);
         }
     }
 
@@ -156,7 +156,9 @@ internal sealed class PostgresRateGate(NpgsqlDataSource dataSource, IOptions<Gon
         return blocked is { } until && until > now ? until : null;
     }
 
-    private async Task RefundAsync(DateTimeOffset slot, CancellationToken cancellationToken)
+    /// <summary>Gives back the daily count of a slot that was not used (the slot stays in the window: conservative).</summary>
+    /// <exception cref="NpgsqlException">Postgres unreachable.</exception>
+    public async Task RefundAsync(DateTimeOffset slot, CancellationToken cancellationToken)
     {
         await using var command = dataSource.CreateCommand(RefundSql);
         command.Parameters.Add(new NpgsqlParameter("slot", NpgsqlDbType.TimestampTz) { Value = slot.ToUniversalTime() });
@@ -205,4 +207,5 @@ internal sealed class PostgresRateGate(NpgsqlDataSource dataSource, IOptions<Gon
 /// <param name="At">The slot (UTC); when not taken, the earliest instant the gate would give one.</param>
 /// <param name="Reason">When not taken: why (the block reason).</param>
 /// <param name="Waited">Time spent in the gate.</param>
-internal sealed record GateSlot(bool Taken, DateTimeOffset At, string? Reason, TimeSpan Waited);
+/// <param name="StartNoLaterThan">Latest start that keeps the window guarantee (slot + RateWindowMargin / 2).</param>
+internal sealed record GateSlot(bool Taken, DateTimeOffset At, string? Reason, TimeSpan Waited, DateTimeOffset StartNoLaterThan);
