@@ -392,6 +392,21 @@ public sealed class GongBatchSenderTests
         await using var stub = await GongStub.StartAsync(TimeProvider.System);
         await using var first = await GongReplica.StartAsync(database.ConnectionString, stub.BaseUrl, TimeProvider.System);
         await using var second = await GongReplica.StartAsync(database.ConnectionString, stub.BaseUrl, TimeProvider.System);
+
+        // Warm-up outside the measurement: the first request through a fresh Kestrel stub and a fresh HttpClient
+        // pipeline is delayed by JIT compilation, which would bunch it with the next ones at the stub.
+        await Task.WhenAll(Enumerable.Range(0, 3).SelectMany(lane => new[]
+        {
+            first.Sender.SendAsync(GongReplica.Batch([$"warm-a{lane}"]), CancellationToken.None),
+            second.Sender.SendAsync(GongReplica.Batch([$"warm-b{lane}"]), CancellationToken.None),
+        }));
+        stub.Requests.Clear();
+        int warmCalls;
+        await using (var db0 = database.CreateDbContext())
+        {
+            warmCalls = (await db0.RateGates.SingleAsync()).DayCallCount;
+        }
+
         var end = DateTimeOffset.UtcNow + TimeSpan.FromSeconds(10);
         var starts = new System.Collections.Concurrent.ConcurrentBag<DateTimeOffset>();
 
@@ -420,7 +435,7 @@ public sealed class GongBatchSenderTests
 
         await using var db = database.CreateDbContext();
         var gate = await db.RateGates.SingleAsync();
-        Assert.Equal(clientStarts.Count, gate.DayCallCount);
+        Assert.Equal(clientStarts.Count + warmCalls, gate.DayCallCount);
     }
 
     [Fact]
