@@ -111,11 +111,20 @@ internal sealed class IngestHarness : IAsyncDisposable
     public async Task<ErrorQueueMessage> TakeFromErrorQueueAsync()
     {
         amqp ??= await new ConnectionFactory { Uri = VirtualHost.AmqpUri }.CreateConnectionAsync();
-        await using var channel = await amqp.CreateChannelAsync();
         BasicGetResult? result = null;
         await Poll.UntilAsync(async () =>
         {
-            result = await channel.BasicGetAsync(ErrorQueue, autoAck: true);
+            // MassTransit declares the error queue with the first fault; until then a get closes the channel (404).
+            await using var channel = await amqp.CreateChannelAsync();
+            try
+            {
+                result = await channel.BasicGetAsync(ErrorQueue, autoAck: true);
+            }
+            catch (RabbitMQ.Client.Exceptions.OperationInterruptedException)
+            {
+                return false;
+            }
+
             return result is not null;
         }, $"a message on {ErrorQueue}");
         var headers = (result!.BasicProperties.Headers ?? new Dictionary<string, object?>())

@@ -24,6 +24,7 @@ public sealed class IngestTests
         var error = await h.TakeFromErrorQueueAsync();
         Assert.Equal("this is not { json", error.Body);
         Assert.False(string.IsNullOrEmpty(error.Reason));
+        Assert.Equal(0, await h.CountRequestsAsync());
         await AssertStillConsumingAsync(h);
     }
 
@@ -154,7 +155,7 @@ public sealed class IngestTests
     public async Task CrmProspectIds_null_is_Rejected()
     {
         await using var h = await IngestHarness.StartAsync();
-        await h.PublishRawAsync(Body("ids-null", ids: JsonValue.Create((string?)null)));
+        await h.PublishRawAsync(Body("ids-null", nullIds: true));
         await AssertRejectedAsync(h, "ids-null", "crmProspectIds: missing or null");
     }
 
@@ -381,14 +382,14 @@ public sealed class IngestTests
     }
 
     private static string Body(
-        string? requestId, string flowId = FlowId, string email = Owner, JsonNode? ids = null, string? remove = null)
+        string? requestId, string flowId = FlowId, string email = Owner, JsonNode? ids = null, string? remove = null, bool nullIds = false)
     {
         var body = new JsonObject
         {
             ["requestId"] = requestId,
             ["flowId"] = flowId,
             ["flowInstanceOwnerEmail"] = email,
-            ["crmProspectIds"] = ids ?? new JsonArray("a5V1Q00A120DP4CVAW", "0035g00000XYZabAAB"),
+            ["crmProspectIds"] = nullIds ? null : ids ?? new JsonArray("a5V1Q00A120DP4CVAW", "0035g00000XYZabAAB"),
         };
         if (remove is not null)
         {
