@@ -1,3 +1,4 @@
+using Worker.Host.Dispatch;
 using Worker.Host.Messaging;
 using Worker.Host.Operations;
 using Worker.Host.Persistence;
@@ -19,6 +20,7 @@ public static class WorkerHost
         builder.Services.AddSingleton<DispatchHeartbeat>();
         builder.AddWorkerPersistence();
         builder.AddWorkerMessaging();
+        builder.AddDispatch();
         return builder;
     }
 
