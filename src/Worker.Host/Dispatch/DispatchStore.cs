@@ -192,6 +192,7 @@ internal sealed class DispatchStore(
         var rows = new List<long>();
         var afterAt = DateTimeOffset.UnixEpoch;
         var afterId = long.MinValue;
+        DateTimeOffset? oldest = null;
         while (ids.Count < settings.MaxBatchSize)
         {
             var read = 0;
@@ -211,6 +212,7 @@ internal sealed class DispatchStore(
                     var crmId = reader.GetString(1);
                     afterId = rowId;
                     afterAt = reader.GetFieldValue<DateTimeOffset>(3);
+                    oldest ??= afterAt;
                     if (seen.Contains(crmId))
                     {
                         rows.Add(rowId);
@@ -232,7 +234,8 @@ internal sealed class DispatchStore(
             }
         }
 
-        if (ids.Count == 0)
+        // A group ready by size yields full batches only; what is left waits for its own MaxBatchDelay.
+        if (ids.Count == 0 || (ids.Count < settings.MaxBatchSize && oldest + settings.MaxBatchDelay > now))
         {
             await transaction.RollbackAsync(cancellationToken).ConfigureAwait(false);
             return null;
