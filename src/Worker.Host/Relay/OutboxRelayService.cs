@@ -168,7 +168,9 @@ internal sealed partial class OutboxRelayService(
         try
         {
             var message = OutboxEvents.ReadCompleted(row);
-            await bus.Publish(message, context => context.MessageId = row.Id, timeout.Token).ConfigureAwait(false);
+            // WaitAsync as well: a publish waiting for a lost connection must not hold the round (and its row lock) past
+            // the timeout even if the transport does not observe the token.
+            await bus.Publish(message, context => context.MessageId = row.Id, timeout.Token).WaitAsync(timeout.Token).ConfigureAwait(false);
             return (row, null);
         }
         catch (Exception ex) when (ex is not OutOfMemoryException)

@@ -14,6 +14,7 @@ internal sealed class TcpProxy : IAsyncDisposable
     private readonly Lock sync = new();
     private TcpListener? listener;
     private CancellationTokenSource? accepting;
+    private bool isCut;
 
     public TcpProxy(string host, int port)
     {
@@ -28,6 +29,11 @@ internal sealed class TcpProxy : IAsyncDisposable
 
     public void Start()
     {
+        lock (sync)
+        {
+            isCut = false;
+        }
+
         listener = new TcpListener(IPAddress.Loopback, Port);
         listener.Server.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.ReuseAddress, true);
         listener.Start();
@@ -42,9 +48,19 @@ internal sealed class TcpProxy : IAsyncDisposable
         listener?.Stop();
         lock (sync)
         {
+            isCut = true;
             foreach (var client in open)
             {
-                client.Client.LingerState = new LingerOption(true, 0);
+                try
+                {
+                    // Reset rather than close gracefully: the client sees the connection drop at once.
+                    client.Client?.LingerState = new LingerOption(true, 0);
+                }
+                catch (ObjectDisposedException)
+                {
+                    // Already closed by its pump.
+                }
+
                 client.Dispose();
             }
 
@@ -91,6 +107,13 @@ internal sealed class TcpProxy : IAsyncDisposable
 
             lock (sync)
             {
+                if (isCut)
+                {
+                    inbound.Dispose();
+                    outbound.Dispose();
+                    continue;
+                }
+
                 open.Add(inbound);
                 open.Add(outbound);
             }
