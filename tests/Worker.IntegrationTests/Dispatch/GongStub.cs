@@ -41,8 +41,7 @@ internal sealed class GongStub : IGongBatchSender, IGongDispatchState
 
     public async Task<BatchResult> SendAsync(AssignmentBatch batch, CancellationToken cancellationToken)
     {
-        await TakeSlotAsync(cancellationToken);
-        var started = DateTimeOffset.UtcNow;
+        var started = await TakeSlotAsync(cancellationToken);
         var watch = Stopwatch.StartNew();
         var call = new StubCall(calls.Count, batch.BatchId, batch.FlowId, batch.OwnerEmail, batch.CrmProspectIds, batch.ReconcileFirst, started);
         calls.Enqueue(call);
@@ -116,11 +115,12 @@ internal sealed class GongStub : IGongBatchSender, IGongDispatchState
         DurationMs = duration.TotalMilliseconds,
     };
 
-    private async Task TakeSlotAsync(CancellationToken cancellationToken)
+    /// <summary>Returns the call's start: now, or with a gate the slot it was granted (the call waits for it).</summary>
+    private async Task<DateTimeOffset> TakeSlotAsync(CancellationToken cancellationToken)
     {
         if (CallsPerSecond is not { } rate)
         {
-            return;
+            return DateTimeOffset.UtcNow;
         }
 
         DateTimeOffset slot;
@@ -137,6 +137,8 @@ internal sealed class GongStub : IGongBatchSender, IGongDispatchState
         {
             await Task.Delay(wait, cancellationToken);
         }
+
+        return slot;
     }
 }
 
