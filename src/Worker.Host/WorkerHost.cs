@@ -1,4 +1,5 @@
 using Worker.Host.Dispatch;
+using Worker.Host.Ingest;
 using Worker.Host.Messaging;
 using Worker.Host.Operations;
 using Worker.Host.Persistence;
@@ -19,6 +20,7 @@ public static class WorkerHost
         builder.Services.AddSingleton<WorkerMetrics>();
         builder.Services.AddSingleton<DispatchHeartbeat>();
         builder.AddWorkerPersistence();
+        builder.AddWorkerIngest();
         builder.AddWorkerMessaging();
         builder.AddDispatch();
         return builder;

@@ -8,6 +8,7 @@ using Npgsql;
 using Worker.Contracts;
 using Worker.Host.Dispatch;
 using Worker.Host.Gong;
+using Worker.Host.Ingest;
 using Worker.Host.Messaging;
 using Worker.Host.Operations;
 using Worker.Host.Persistence;
@@ -48,6 +49,7 @@ internal static class DispatchHarness
         builder.Services.AddSingleton<DispatchHeartbeat>();
         builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = shutdownTimeout ?? TimeSpan.FromSeconds(10));
         builder.AddWorkerPersistence();
+        builder.AddWorkerIngest();
         builder.AddWorkerMessaging();
         builder.AddDispatch();
         builder.Services.AddSingleton<IGongBatchSender>(gong);
