@@ -11,6 +11,8 @@ public static class DispatchExtensions
     /// the three hosted services. <c>Dispatch:MaxBatchSize</c> falls back to <c>Gong:MaxBatchSize</c>.
     /// Needs an <see cref="Gong.IGongBatchSender"/> and <see cref="Gong.IGongDispatchState"/> (the Gong client), MassTransit,
     /// persistence, <see cref="TimeProvider"/>, <see cref="Operations.WorkerMetrics"/> and <see cref="Operations.DispatchHeartbeat"/>.
+    /// <c>Dispatch:Enabled=false</c> (read at registration) leaves the dispatcher out: a replica that only ingests and
+    /// relays, or a test host that must not call Gong.
     /// </summary>
     public static IHostApplicationBuilder AddDispatch(this IHostApplicationBuilder builder)
     {
@@ -36,7 +38,11 @@ public static class DispatchExtensions
         // Hosted services stop in reverse order: the dispatcher first (its last outcomes reach the outbox), then the relay
         // flushes them.
         builder.Services.AddHostedService<OutboxRelayService>();
-        builder.Services.AddHostedService<DispatcherService>();
+        if (builder.Configuration.GetValue($"{DispatchOptions.SectionName}:Enabled", true))
+        {
+            builder.Services.AddHostedService<DispatcherService>();
+        }
+
         builder.Services.AddHostedService<RetentionService>();
         return builder;
     }

@@ -11,6 +11,11 @@ public sealed class DispatchOptions
     public const string SectionName = "Dispatch";
 
     /// <summary>
+    /// Run the dispatcher in this replica (default true). Read once at start; relay and retention run either way.
+    /// </summary>
+    public bool Enabled { get; set; } = true;
+
+    /// <summary>
     /// How long the oldest pending prospect of a (flow, owner) group may wait for company before its group is sent
     /// with fewer than <see cref="MaxBatchSize"/> prospects. Default 2 s; 0 sends as soon as anything is pending.
     /// </summary>
