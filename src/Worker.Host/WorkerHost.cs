@@ -1,3 +1,4 @@
+using Worker.Host.Dispatch;
 using Worker.Host.Gong;
 using Worker.Host.Ingest;
 using Worker.Host.Messaging;
@@ -23,6 +24,7 @@ public static class WorkerHost
         builder.AddWorkerIngest();
         builder.AddWorkerMessaging();
         builder.AddGongClient();
+        builder.AddDispatch();
         return builder;
     }
 

@@ -14,5 +14,9 @@ internal sealed class DispatchBatchConfiguration : IEntityTypeConfiguration<Disp
         builder.Property(b => b.ClaimedBy).HasMaxLength(256);
         // Open batches by lease end: how an expired lease is found.
         builder.HasIndex(b => b.LeaseExpiresAt).HasFilter("completed_at IS NULL");
+        // "When was this group last served": the dispatcher's fair turns across replicas.
+        builder.HasIndex(b => new { b.FlowId, b.OwnerEmail, b.ClaimedAt });
+        // Retention of closed batches.
+        builder.HasIndex(b => b.CompletedAt).HasFilter("completed_at IS NOT NULL");
     }
 }

@@ -15,5 +15,7 @@ internal sealed class OutboxMessageConfiguration : IEntityTypeConfiguration<Outb
             .HasDatabaseName("ix_outbox_messages_unpublished")
             .HasFilter("published_at IS NULL");
         builder.HasIndex(m => m.AssignmentRequestId);
+        // Retention of published rows.
+        builder.HasIndex(m => m.PublishedAt).HasFilter("published_at IS NOT NULL");
     }
 }

@@ -168,9 +168,16 @@ namespace Worker.Persistence.Migrations
                     b.HasKey("Id")
                         .HasName("pk_dispatch_batches");
 
+                    b.HasIndex("CompletedAt")
+                        .HasDatabaseName("ix_dispatch_batches_completed_at")
+                        .HasFilter("completed_at IS NOT NULL");
+
                     b.HasIndex("LeaseExpiresAt")
                         .HasDatabaseName("ix_dispatch_batches_lease_expires_at")
                         .HasFilter("completed_at IS NULL");
+
+                    b.HasIndex("FlowId", "OwnerEmail", "ClaimedAt")
+                        .HasDatabaseName("ix_dispatch_batches_flow_id_owner_email_claimed_at");
 
                     b.ToTable("dispatch_batches", (string)null);
                 });
@@ -307,6 +314,10 @@ namespace Worker.Persistence.Migrations
 
                     b.HasIndex("AssignmentRequestId")
                         .HasDatabaseName("ix_outbox_messages_assignment_request_id");
+
+                    b.HasIndex("PublishedAt")
+                        .HasDatabaseName("ix_outbox_messages_published_at")
+                        .HasFilter("published_at IS NOT NULL");
 
                     b.HasIndex("AvailableAt", "CreatedAt")
                         .HasDatabaseName("ix_outbox_messages_unpublished")

@@ -1,0 +1,506 @@
+using Microsoft.EntityFrameworkCore;
+using Microsoft.EntityFrameworkCore.Storage;
+using Microsoft.Extensions.Options;
+using Npgsql;
+using NpgsqlTypes;
+using Worker.Contracts;
+using Worker.Host.Gong;
+using Worker.Host.Relay;
+using Worker.Persistence;
+using Worker.Persistence.Entities;
+
+namespace Worker.Host.Dispatch;
+
+/// <summary>A (flow, lower-cased owner) group with pending prospects, as the dispatcher sees it on one look.</summary>
+/// <param name="FlowId">Gong flow id.</param>
+/// <param name="OwnerEmail">Owner email, lower-cased.</param>
+/// <param name="Oldest">Smallest available_at of its pending rows (UTC).</param>
+/// <param name="Eligible">Pending rows available now, counted up to MaxBatchSize.</param>
+/// <param name="LastServed">When a batch of this group was last claimed (UTC), by any replica; null if never.</param>
+internal sealed record PendingGroup(string FlowId, string OwnerEmail, DateTimeOffset Oldest, int Eligible, DateTimeOffset? LastServed);
+
+/// <summary>What a batch's results changed, for metrics and logs.</summary>
+/// <param name="LeaseLost">The batch had been reclaimed by another replica: nothing but the calls was written.</param>
+/// <param name="Outcomes">Final outcomes recorded, by prospect status name (one per row).</param>
+/// <param name="CompletedRequests">Requests that became complete (their events are in the outbox).</param>
+internal sealed record RecordedBatch(bool LeaseLost, IReadOnlyDictionary<string, int> Outcomes, int CompletedRequests);
+
+/// <summary>
+/// The dispatcher's SQL: finding ready groups, claiming batches (advisory lock per group + <c>FOR UPDATE SKIP LOCKED</c>),
+/// leases, reclaiming and releasing, and the one transaction that records a batch's results.
+/// </summary>
+/// <remarks>
+/// Claims of one group are serialised by a transaction-scoped advisory lock on the group, so two replicas never put the
+/// same CRM id (pending in two requests of the group) into two batches; rows are still taken with SKIP LOCKED so a claim
+/// never waits on a row another transaction holds. Every timestamp comes from the injected <see cref="TimeProvider"/>.
+/// </remarks>
+internal sealed class DispatchStore(
+    NpgsqlDataSource dataSource,
+    IDbContextFactory<WorkerDbContext> contextFactory,
+    IOptions<DispatchOptions> options,
+    TimeProvider timeProvider)
+{
+    private const int PageSize = 500;
+
+    private const string GroupsSql = """
+        WITH RECURSIVE g AS (
+            (SELECT flow_id, owner_email FROM prospect_assignments
+             WHERE status = 'Pending' ORDER BY flow_id, owner_email LIMIT 1)
+            UNION ALL
+            SELECT n.flow_id, n.owner_email FROM g CROSS JOIN LATERAL (
+                SELECT p.flow_id, p.owner_email FROM prospect_assignments p
+                WHERE p.status = 'Pending' AND (p.flow_id, p.owner_email) > (g.flow_id, g.owner_email)
+                ORDER BY p.flow_id, p.owner_email LIMIT 1) n
+        )
+        SELECT g.flow_id, g.owner_email, o.oldest, c.eligible, s.last_served
+        FROM g
+        CROSS JOIN LATERAL (
+            SELECT p.available_at AS oldest FROM prospect_assignments p
+            WHERE p.status = 'Pending' AND p.flow_id = g.flow_id AND p.owner_email = g.owner_email
+            ORDER BY p.available_at LIMIT 1) o
+        CROSS JOIN LATERAL (
+            SELECT count(*)::int AS eligible FROM (
+                SELECT 1 FROM prospect_assignments p
+                WHERE p.status = 'Pending' AND p.flow_id = g.flow_id AND p.owner_email = g.owner_email
+                  AND p.available_at <= @now
+                LIMIT @max) x) c
+        LEFT JOIN LATERAL (
+            SELECT b.claimed_at AS last_served FROM dispatch_batches b
+            WHERE b.flow_id = g.flow_id AND b.owner_email = g.owner_email
+            ORDER BY b.claimed_at DESC LIMIT 1) s ON true
+        """;
+
+    // Rows whose CRM id is already in flight in this group wait: the answer for that id is on its way.
+    private const string PageSql = """
+        SELECT p.id, p.crm_prospect_id, p.reconcile_first, p.available_at
+        FROM prospect_assignments p
+        WHERE p.status = 'Pending' AND p.flow_id = @flow AND p.owner_email = @owner AND p.available_at <= @now
+          AND (p.available_at, p.id) > (@after_at, @after_id)
+          AND NOT EXISTS (
+              SELECT 1 FROM prospect_assignments q
+              WHERE q.crm_prospect_id = p.crm_prospect_id AND q.status = 'InFlight'
+                AND q.flow_id = p.flow_id AND q.owner_email = p.owner_email)
+        ORDER BY p.available_at, p.id
+        LIMIT @limit
+        FOR UPDATE OF p SKIP LOCKED
+        """;
+
+    // The same id pending in other requests of the group (possibly not yet available) rides along: sent once.
+    private const string DuplicatesSql = """
+        SELECT p.id, p.crm_prospect_id, p.reconcile_first
+        FROM prospect_assignments p
+        WHERE p.status = 'Pending' AND p.flow_id = @flow AND p.owner_email = @owner
+          AND p.crm_prospect_id = ANY(@ids) AND NOT (p.id = ANY(@taken))
+        FOR UPDATE SKIP LOCKED
+        """;
+
+    private const string MarkInFlightSql = """
+        UPDATE prospect_assignments SET status = 'InFlight', batch_id = @batch, updated_at = @now WHERE id = ANY(@rows);
+        INSERT INTO dispatch_batches (id, flow_id, owner_email, prospect_count, claimed_by, claimed_at, lease_expires_at, reclaimed)
+        VALUES (@batch, @flow, @owner, @count, @replica, @now, @lease, false);
+        """;
+
+    // An expired lease: the holder died or lost the database. Its call may have reached Gong, so every prospect goes
+    // back to Pending marked reconcile-first, and the unknown outcome uses one attempt (a batch that kills its replica
+    // every time must end, as RetriesExhausted, not loop forever).
+    private const string ReclaimSql = """
+        WITH expired AS (
+            SELECT id FROM dispatch_batches
+            WHERE completed_at IS NULL AND lease_expires_at < @now AND NOT (id = ANY(@running))
+            ORDER BY lease_expires_at LIMIT 100
+            FOR UPDATE SKIP LOCKED
+        ), closed AS (
+            UPDATE dispatch_batches b SET completed_at = @now, reclaimed = true
+            FROM expired e WHERE b.id = e.id RETURNING b.id
+        )
+        UPDATE prospect_assignments p
+        SET status = 'Pending', reconcile_first = true, attempts = p.attempts + 1, updated_at = @now
+        FROM closed c WHERE p.batch_id = c.id AND p.status = 'InFlight'
+        RETURNING p.batch_id
+        """;
+
+    private const string ReleaseSql = """
+        WITH closed AS (
+            UPDATE dispatch_batches SET completed_at = @now WHERE id = @batch AND completed_at IS NULL RETURNING id
+        )
+        UPDATE prospect_assignments p
+        SET status = 'Pending', reconcile_first = p.reconcile_first OR @reconcile, updated_at = @now
+        FROM closed c WHERE p.batch_id = c.id AND p.status = 'InFlight'
+        """;
+
+    private const string CompleteRequestsSql = """
+        SELECT id FROM assignment_requests WHERE id = ANY(@ids) ORDER BY id FOR UPDATE;
+        UPDATE assignment_requests r SET
+            pending_count = r.pending_count - v.done,
+            assigned_count = r.assigned_count + v.assigned,
+            not_assigned_count = r.not_assigned_count + v.not_assigned,
+            failed_count = r.failed_count + v.failed,
+            status = CASE WHEN r.pending_count - v.done > 0 THEN r.status
+                WHEN r.assigned_count + v.assigned > 0
+                     AND r.not_assigned_count + v.not_assigned + r.failed_count + v.failed + r.rejected_count = 0 THEN 'Succeeded'
+                WHEN r.assigned_count + v.assigned > 0 THEN 'PartiallySucceeded'
+                ELSE 'Failed' END,
+            completed_at = CASE WHEN r.pending_count - v.done > 0 THEN r.completed_at ELSE @now END
+        FROM unnest(@ids, @done, @assigned, @not_assigned, @failed) AS v(id, done, assigned, not_assigned, failed)
+        WHERE r.id = v.id AND r.status IS NULL
+        RETURNING r.id, r.pending_count;
+        """;
+
+    private readonly DispatchOptions settings = options.Value;
+
+    /// <summary>Every group with pending prospects, with what readiness and fairness need.</summary>
+    public async Task<IReadOnlyList<PendingGroup>> GetPendingGroupsAsync(CancellationToken cancellationToken)
+    {
+        await using var command = dataSource.CreateCommand(GroupsSql);
+        command.Parameters.AddWithValue("now", timeProvider.GetUtcNow());
+        command.Parameters.AddWithValue("max", settings.MaxBatchSize);
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+        var groups = new List<PendingGroup>();
+        while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+        {
+            groups.Add(new PendingGroup(
+                reader.GetString(0),
+                reader.GetString(1),
+                reader.GetFieldValue<DateTimeOffset>(2),
+                reader.GetInt32(3),
+                reader.IsDBNull(4) ? null : reader.GetFieldValue<DateTimeOffset>(4)));
+        }
+
+        return groups;
+    }
+
+    /// <summary>
+    /// Claims up to MaxBatchSize unique CRM ids of one group (every pending row of each id) into a new batch under a
+    /// lease held by this replica. Returns null when nothing of the group can be claimed now.
+    /// </summary>
+    public async Task<AssignmentBatch?> ClaimAsync(string flowId, string ownerEmail, CancellationToken cancellationToken)
+    {
+        var now = timeProvider.GetUtcNow();
+        await using var connection = await dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
+        await using var transaction = await connection.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
+
+        await using (var lockGroup = new NpgsqlCommand("SELECT pg_advisory_xact_lock(hashtextextended(@flow || '|' || @owner, 7))", connection, transaction))
+        {
+            lockGroup.Parameters.AddWithValue("flow", flowId);
+            lockGroup.Parameters.AddWithValue("owner", ownerEmail);
+            await lockGroup.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+        }
+
+        var ids = new List<string>();
+        var seen = new HashSet<string>(StringComparer.Ordinal);
+        var reconcile = new HashSet<string>(StringComparer.Ordinal);
+        var rows = new List<long>();
+        var afterAt = DateTimeOffset.UnixEpoch;
+        var afterId = long.MinValue;
+        DateTimeOffset? oldest = null;
+        while (ids.Count < settings.MaxBatchSize)
+        {
+            var read = 0;
+            await using var page = new NpgsqlCommand(PageSql, connection, transaction);
+            page.Parameters.AddWithValue("flow", flowId);
+            page.Parameters.AddWithValue("owner", ownerEmail);
+            page.Parameters.AddWithValue("now", now);
+            page.Parameters.AddWithValue("after_at", afterAt);
+            page.Parameters.AddWithValue("after_id", afterId);
+            page.Parameters.AddWithValue("limit", PageSize);
+            await using (var reader = await page.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false))
+            {
+                while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+                {
+                    read++;
+                    var rowId = reader.GetInt64(0);
+                    var crmId = reader.GetString(1);
+                    afterId = rowId;
+                    afterAt = reader.GetFieldValue<DateTimeOffset>(3);
+                    oldest ??= afterAt;
+                    if (seen.Contains(crmId))
+                    {
+                        rows.Add(rowId);
+                        MarkReconcile(reader.GetBoolean(2), crmId, reconcile);
+                    }
+                    else if (ids.Count < settings.MaxBatchSize)
+                    {
+                        seen.Add(crmId);
+                        ids.Add(crmId);
+                        rows.Add(rowId);
+                        MarkReconcile(reader.GetBoolean(2), crmId, reconcile);
+                    }
+                }
+            }
+
+            if (read < PageSize)
+            {
+                break;
+            }
+        }
+
+        // A group ready by size yields full batches only; what is left waits for its own MaxBatchDelay.
+        if (ids.Count == 0 || (ids.Count < settings.MaxBatchSize && oldest + settings.MaxBatchDelay > now))
+        {
+            await transaction.RollbackAsync(cancellationToken).ConfigureAwait(false);
+            return null;
+        }
+
+        await using (var duplicates = new NpgsqlCommand(DuplicatesSql, connection, transaction))
+        {
+            duplicates.Parameters.AddWithValue("flow", flowId);
+            duplicates.Parameters.AddWithValue("owner", ownerEmail);
+            duplicates.Parameters.AddWithValue("ids", ids.ToArray());
+            duplicates.Parameters.AddWithValue("taken", rows.ToArray());
+            await using var reader = await duplicates.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+            while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+            {
+                rows.Add(reader.GetInt64(0));
+                MarkReconcile(reader.GetBoolean(2), reader.GetString(1), reconcile);
+            }
+        }
+
+        var batchId = Guid.CreateVersion7(now);
+        await using (var mark = new NpgsqlCommand(MarkInFlightSql, connection, transaction))
+        {
+            mark.Parameters.AddWithValue("batch", batchId);
+            mark.Parameters.AddWithValue("rows", rows.ToArray());
+            mark.Parameters.AddWithValue("now", now);
+            mark.Parameters.AddWithValue("flow", flowId);
+            mark.Parameters.AddWithValue("owner", ownerEmail);
+            mark.Parameters.AddWithValue("count", ids.Count);
+            mark.Parameters.AddWithValue("replica", settings.ReplicaName);
+            mark.Parameters.AddWithValue("lease", now + settings.LeaseDuration);
+            await mark.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+        }
+
+        await transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
+        return new AssignmentBatch(batchId, flowId, ownerEmail, ids, reconcile);
+    }
+
+    /// <summary>Extends the lease of a batch this replica still holds; false when the batch was reclaimed or closed.</summary>
+    public async Task<bool> RenewLeaseAsync(Guid batchId, CancellationToken cancellationToken)
+    {
+        await using var command = dataSource.CreateCommand(
+            "UPDATE dispatch_batches SET lease_expires_at = @lease WHERE id = @batch AND completed_at IS NULL");
+        command.Parameters.AddWithValue("batch", batchId);
+        command.Parameters.AddWithValue("lease", timeProvider.GetUtcNow() + settings.LeaseDuration);
+        return await command.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false) == 1;
+    }
+
+    /// <summary>
+    /// Closes batches whose lease expired (other than <paramref name="running"/>) and returns their prospects to Pending
+    /// as reconcile-first. Returns the number of prospect rows released.
+    /// </summary>
+    public async Task<int> ReclaimExpiredAsync(IReadOnlyCollection<Guid> running, CancellationToken cancellationToken)
+    {
+        await using var command = dataSource.CreateCommand(ReclaimSql);
+        command.Parameters.AddWithValue("now", timeProvider.GetUtcNow());
+        command.Parameters.AddWithValue("running", running.ToArray());
+        return await command.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>Returns a batch's in-flight prospects to Pending (reconcile-first when a call may have been sent).</summary>
+    public async Task<int> ReleaseAsync(Guid batchId, bool reconcileFirst, CancellationToken cancellationToken)
+    {
+        await using var command = dataSource.CreateCommand(ReleaseSql);
+        command.Parameters.AddWithValue("batch", batchId);
+        command.Parameters.AddWithValue("reconcile", reconcileFirst);
+        command.Parameters.AddWithValue("now", timeProvider.GetUtcNow());
+        return await command.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// Writes one answered batch in one transaction: every prospect row of the batch, the <c>gong_calls</c> rows,
+    /// the request counters and statuses, and a <see cref="FlowAssignmentCompleted"/> outbox row per request that
+    /// became complete. When the batch was reclaimed meanwhile only the calls are written (the reclaimer reconciles).
+    /// </summary>
+    public async Task<RecordedBatch> RecordAsync(AssignmentBatch batch, BatchResult result, CancellationToken cancellationToken)
+    {
+        var now = timeProvider.GetUtcNow();
+        await using var db = await contextFactory.CreateDbContextAsync(cancellationToken).ConfigureAwait(false);
+        await using var transaction = await db.Database.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
+        var connection = (NpgsqlConnection)db.Database.GetDbConnection();
+        var npgsqlTransaction = (NpgsqlTransaction)transaction.GetDbTransaction();
+
+        foreach (var call in result.Calls)
+        {
+            call.Id = 0;
+            call.BatchId ??= batch.BatchId;
+            call.Replica ??= settings.ReplicaName;
+            db.GongCalls.Add(call);
+        }
+
+        await using (var close = new NpgsqlCommand(
+                         "UPDATE dispatch_batches SET completed_at = @now WHERE id = @batch AND completed_at IS NULL", connection, npgsqlTransaction))
+        {
+            close.Parameters.AddWithValue("now", now);
+            close.Parameters.AddWithValue("batch", batch.BatchId);
+            if (await close.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false) == 0)
+            {
+                await db.SaveChangesAsync(cancellationToken).ConfigureAwait(false);
+                await transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
+                return new RecordedBatch(true, new Dictionary<string, int>(), 0);
+            }
+        }
+
+        var byId = new Dictionary<string, ProspectResult>(StringComparer.Ordinal);
+        foreach (var prospect in result.Prospects)
+        {
+            byId.TryAdd(prospect.CrmProspectId, prospect);
+        }
+
+        var rows = await db.ProspectAssignments
+            .Where(p => p.BatchId == batch.BatchId && p.Status == ProspectAssignmentStatus.InFlight)
+            .ToListAsync(cancellationToken).ConfigureAwait(false);
+        var outcomes = new Dictionary<string, int>(StringComparer.Ordinal);
+        var deltas = new SortedDictionary<long, RequestDelta>();
+        foreach (var row in rows)
+        {
+            var answer = byId.GetValueOrDefault(row.CrmProspectId)
+                ?? new ProspectResult(row.CrmProspectId, ProspectResultKind.RetryLater, ErrorCode: "MissingResult",
+                    ErrorMessage: "The Gong client returned no result for this prospect; its call may have been processed.", ReconcileFirst: true);
+            Apply(row, answer, now);
+            if (row.Status is ProspectAssignmentStatus.Pending)
+            {
+                continue;
+            }
+
+            var name = row.Status.ToString();
+            outcomes[name] = outcomes.GetValueOrDefault(name) + 1;
+            var delta = deltas.GetValueOrDefault(row.AssignmentRequestId);
+            deltas[row.AssignmentRequestId] = delta with
+            {
+                Done = delta.Done + 1,
+                Assigned = delta.Assigned + (row.Status == ProspectAssignmentStatus.Assigned ? 1 : 0),
+                NotAssigned = delta.NotAssigned + (row.Status == ProspectAssignmentStatus.NotAssigned ? 1 : 0),
+                Failed = delta.Failed + (row.Status == ProspectAssignmentStatus.Failed ? 1 : 0),
+            };
+        }
+
+        await db.SaveChangesAsync(cancellationToken).ConfigureAwait(false);
+
+        var completed = new List<long>();
+        if (deltas.Count > 0)
+        {
+            await using var update = new NpgsqlCommand(CompleteRequestsSql, connection, npgsqlTransaction);
+            update.Parameters.AddWithValue("ids", deltas.Keys.ToArray());
+            update.Parameters.AddWithValue("done", deltas.Values.Select(d => d.Done).ToArray());
+            update.Parameters.AddWithValue("assigned", deltas.Values.Select(d => d.Assigned).ToArray());
+            update.Parameters.AddWithValue("not_assigned", deltas.Values.Select(d => d.NotAssigned).ToArray());
+            update.Parameters.AddWithValue("failed", deltas.Values.Select(d => d.Failed).ToArray());
+            update.Parameters.AddWithValue("now", now);
+            await using var reader = await update.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+            await reader.NextResultAsync(cancellationToken).ConfigureAwait(false);
+            while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+            {
+                if (reader.GetInt32(1) <= 0)
+                {
+                    completed.Add(reader.GetInt64(0));
+                }
+            }
+        }
+
+        if (completed.Count > 0)
+        {
+            var requests = await db.AssignmentRequests.AsNoTracking()
+                .Where(r => completed.Contains(r.Id))
+                .Include(r => r.Prospects.OrderBy(p => p.Id))
+                .AsSplitQuery()
+                .ToListAsync(cancellationToken).ConfigureAwait(false);
+            foreach (var request in requests)
+            {
+                db.OutboxMessages.Add(OutboxEvents.ForCompleted(ToEvent(request), request.Id, now));
+            }
+        }
+
+        await db.SaveChangesAsync(cancellationToken).ConfigureAwait(false);
+        await transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
+        return new RecordedBatch(false, outcomes, completed.Count);
+    }
+
+    /// <summary>Builds the event of a complete request from its stored rows.</summary>
+    internal static FlowAssignmentCompleted ToEvent(AssignmentRequest request) => new(
+        request.RequestId,
+        request.FlowId,
+        request.OwnerEmail,
+        request.Status ?? RequestStatus.Failed,
+        request.ReceivedAt,
+        request.CompletedAt ?? request.ReceivedAt,
+        [.. request.Prospects.Select(p => new ProspectOutcome(
+            p.CrmProspectId,
+            ToProspectStatus(p.Status),
+            p.FlowInstanceId,
+            p.FlowInstanceStatus,
+            p.ErrorCode,
+            p.ErrorMessage,
+            p.GongRequestId))],
+        string.IsNullOrEmpty(request.RejectionReason) ? [] : request.RejectionReason.Split('\n', StringSplitOptions.RemoveEmptyEntries));
+
+    private static ProspectStatus ToProspectStatus(ProspectAssignmentStatus status) => status switch
+    {
+        ProspectAssignmentStatus.Assigned => ProspectStatus.Assigned,
+        ProspectAssignmentStatus.NotAssigned => ProspectStatus.NotAssigned,
+        ProspectAssignmentStatus.Rejected => ProspectStatus.Rejected,
+        _ => ProspectStatus.Failed,
+    };
+
+    private static void MarkReconcile(bool reconcileFirst, string crmId, HashSet<string> reconcile)
+    {
+        if (reconcileFirst)
+        {
+            reconcile.Add(crmId);
+        }
+    }
+
+    private void Apply(ProspectAssignment row, ProspectResult answer, DateTimeOffset now)
+    {
+        row.UpdatedAt = now;
+        row.GongRequestId = answer.GongRequestId ?? row.GongRequestId;
+        row.ErrorCode = answer.ErrorCode;
+        row.ErrorMessage = answer.ErrorMessage;
+        switch (answer.Kind)
+        {
+            case ProspectResultKind.Assigned:
+            case ProspectResultKind.NotAssigned:
+            case ProspectResultKind.Failed:
+                row.Status = answer.Kind switch
+                {
+                    ProspectResultKind.Assigned => ProspectAssignmentStatus.Assigned,
+                    ProspectResultKind.NotAssigned => ProspectAssignmentStatus.NotAssigned,
+                    _ => ProspectAssignmentStatus.Failed,
+                };
+                row.FlowInstanceId = answer.FlowInstanceId;
+                row.FlowInstanceStatus = answer.FlowInstanceStatus;
+                row.Reconciled = answer.Reconciled;
+                row.ReconcileFirst = false;
+                row.CompletedAt = now;
+                break;
+            case ProspectResultKind.RetryLater:
+                row.Attempts++;
+                if (row.Attempts >= settings.MaxAttempts)
+                {
+                    row.Status = ProspectAssignmentStatus.Failed;
+                    row.ErrorCode = "RetriesExhausted";
+                    row.ErrorMessage = $"{row.Attempts} calls carrying this prospect ended without a trusted answer (Dispatch:MaxAttempts = {settings.MaxAttempts}); last: {answer.ErrorCode}: {answer.ErrorMessage}";
+                    row.ReconcileFirst = false;
+                    row.CompletedAt = now;
+                }
+                else
+                {
+                    row.Status = ProspectAssignmentStatus.Pending;
+                    row.ReconcileFirst = answer.ReconcileFirst;
+                    row.AvailableAt = answer.NotBefore ?? now + settings.RetryDelay;
+                }
+
+                break;
+            default:
+                // Not processed: no attempt used, and an earlier uncertainty about this id still stands.
+                row.Status = ProspectAssignmentStatus.Pending;
+                row.ReconcileFirst = row.ReconcileFirst || answer.ReconcileFirst;
+                if (answer.NotBefore is { } notBefore && notBefore > row.AvailableAt)
+                {
+                    row.AvailableAt = notBefore;
+                }
+
+                break;
+        }
+    }
+
+    private readonly record struct RequestDelta(int Done, int Assigned, int NotAssigned, int Failed);
+}

@@ -1,0 +1,335 @@
+using System.Threading.Channels;
+using Microsoft.Extensions.Options;
+using Worker.Host.Gong;
+using Worker.Host.Operations;
+using Worker.Host.Relay;
+
+namespace Worker.Host.Dispatch;
+
+/// <summary>
+/// Stage 2 (DESIGN.md "Dispatch"), running in every replica: finds (flow, owner) groups that are ready (MaxBatchSize
+/// pending prospects, or the oldest has waited MaxBatchDelay), claims batches in fair turns (the group served longest
+/// ago first), keeps up to MaxConcurrentBatches calls in flight under renewed leases, records each answered batch in
+/// one transaction, and reclaims batches whose lease expired as outcome unknown.
+/// </summary>
+/// <remarks>
+/// Nothing is claimed while Gong refuses credentials (<see cref="IGongDispatchState.Pause"/>, except one probe batch
+/// after its NextProbeAt) or while the shared rate gate is blocked (a 429's Retry-After). On stop it claims nothing
+/// new, lets in-flight calls finish until <see cref="DispatchOptions.ShutdownReserve"/> before the host's shutdown
+/// timeout, then cancels them and returns their prospects to Pending (reconcile-first: a call may have been sent).
+/// </remarks>
+internal sealed partial class DispatcherService(
+    DispatchStore store,
+    IGongBatchSender sender,
+    IGongDispatchState gongState,
+    DispatchHeartbeat heartbeat,
+    OutboxSignal outboxSignal,
+    WorkerMetrics metrics,
+    IOptions<DispatchOptions> options,
+    IOptions<HostOptions> hostOptions,
+    TimeProvider timeProvider,
+    ILogger<DispatcherService> logger) : BackgroundService
+{
+    private static readonly TimeSpan ErrorBackoff = TimeSpan.FromSeconds(1);
+    private readonly DispatchOptions settings = options.Value;
+    private readonly Dictionary<Guid, Task> running = [];
+    private readonly Channel<bool> wake = Channel.CreateBounded<bool>(new BoundedChannelOptions(1) { FullMode = BoundedChannelFullMode.DropWrite });
+    private readonly CancellationTokenSource sendCancellation = new();
+    private readonly CancellationTokenSource abandonCancellation = new();
+
+    /// <inheritdoc />
+    public override async Task StopAsync(CancellationToken cancellationToken)
+    {
+        var timeout = hostOptions.Value.ShutdownTimeout;
+        var reserve = TimeSpan.FromTicks(Math.Min(settings.ShutdownReserve.Ticks, timeout.Ticks / 2));
+        if (timeout < TimeSpan.FromDays(1))
+        {
+            sendCancellation.CancelAfter(timeout - reserve);
+            abandonCancellation.CancelAfter(timeout - (reserve / 2));
+        }
+
+        await using var registration = cancellationToken.Register(() =>
+        {
+            sendCancellation.Cancel();
+            abandonCancellation.Cancel();
+        }).ConfigureAwait(false);
+        await base.StopAsync(cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <inheritdoc />
+    public override void Dispose()
+    {
+        sendCancellation.Dispose();
+        abandonCancellation.Dispose();
+        base.Dispose();
+    }
+
+    /// <inheritdoc />
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        LogStarted(settings.ReplicaName, settings.MaxBatchSize, settings.MaxBatchDelay, settings.MaxConcurrentBatches);
+        while (!stoppingToken.IsCancellationRequested)
+        {
+            heartbeat.Beat();
+            TimeSpan wait;
+            try
+            {
+                wait = await TurnAsync(stoppingToken).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+            {
+                break;
+            }
+            catch (Exception ex) when (ex is not OutOfMemoryException)
+            {
+                LogTurnFailed(ex);
+                wait = ErrorBackoff;
+            }
+
+            await WaitAsync(wait, stoppingToken).ConfigureAwait(false);
+        }
+
+        LogStopping(running.Count);
+        await Task.WhenAll(running.Values).ConfigureAwait(false);
+    }
+
+    /// <summary>One look at the backlog: reclaim expired leases, then claim and start batches; returns how long to idle.</summary>
+    private async Task<TimeSpan> TurnAsync(CancellationToken cancellationToken)
+    {
+        foreach (var done in running.Where(r => r.Value.IsCompleted).Select(r => r.Key).ToList())
+        {
+            running.Remove(done);
+        }
+
+        var released = await store.ReclaimExpiredAsync(running.Keys, cancellationToken).ConfigureAwait(false);
+        if (released > 0)
+        {
+            LogReclaimed(released);
+        }
+
+        var now = timeProvider.GetUtcNow();
+        var slots = settings.MaxConcurrentBatches - running.Count;
+        if (slots <= 0)
+        {
+            return settings.PollInterval;
+        }
+
+        if (gongState.Pause is { } pause)
+        {
+            if (now < pause.NextProbeAt || running.Count > 0)
+            {
+                return Min(pause.NextProbeAt - now, settings.PollInterval);
+            }
+
+            slots = 1;
+        }
+
+        if (await gongState.GetBlockedUntilAsync(cancellationToken).ConfigureAwait(false) is { } blockedUntil && blockedUntil > now)
+        {
+            return Min(blockedUntil - now, settings.PollInterval);
+        }
+
+        var groups = await store.GetPendingGroupsAsync(cancellationToken).ConfigureAwait(false);
+        var ready = new List<PendingGroup>();
+        var nextReadyAt = DateTimeOffset.MaxValue;
+        foreach (var group in groups)
+        {
+            var dueAt = group.Oldest + settings.MaxBatchDelay;
+            if (group.Eligible >= settings.MaxBatchSize || (group.Eligible > 0 && dueAt <= now))
+            {
+                ready.Add(group);
+            }
+            else if (dueAt < nextReadyAt)
+            {
+                nextReadyAt = dueAt;
+            }
+        }
+
+        // Fair turns: the group served longest ago (or never) goes first, then each ready group gets one batch per round.
+        ready.Sort((a, b) => (a.LastServed ?? DateTimeOffset.MinValue, a.Oldest).CompareTo((b.LastServed ?? DateTimeOffset.MinValue, b.Oldest)));
+        while (slots > 0 && ready.Count > 0 && !cancellationToken.IsCancellationRequested)
+        {
+            foreach (var group in ready.ToList())
+            {
+                if (slots == 0)
+                {
+                    break;
+                }
+
+                var batch = await store.ClaimAsync(group.FlowId, group.OwnerEmail, cancellationToken).ConfigureAwait(false);
+                if (batch is null || batch.CrmProspectIds.Count < settings.MaxBatchSize)
+                {
+                    // Drained (or held by another replica's claim): a partial batch takes what was due.
+                    ready.Remove(group);
+                }
+
+                if (batch is not null)
+                {
+                    running[batch.BatchId] = RunBatchAsync(batch);
+                    slots--;
+                }
+            }
+        }
+
+        var idle = nextReadyAt == DateTimeOffset.MaxValue ? settings.PollInterval : Min(nextReadyAt - now, settings.PollInterval);
+        return idle < TimeSpan.Zero ? TimeSpan.Zero : idle;
+    }
+
+    private async Task RunBatchAsync(AssignmentBatch batch)
+    {
+        await Task.Yield();
+        LogClaimed(batch.BatchId, batch.FlowId, batch.CrmProspectIds.Count, batch.ReconcileFirst.Count);
+        using var leaseCancellation = new CancellationTokenSource();
+        var lease = KeepLeaseAsync(batch.BatchId, leaseCancellation.Token);
+        BatchResult? result = null;
+        try
+        {
+            result = await sender.SendAsync(batch, sendCancellation.Token).WaitAsync(abandonCancellation.Token).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (abandonCancellation.IsCancellationRequested)
+        {
+            LogAbandoned(batch.BatchId);
+        }
+        catch (Exception ex) when (ex is not OutOfMemoryException)
+        {
+            LogSendFailed(ex, batch.BatchId);
+        }
+        finally
+        {
+            await leaseCancellation.CancelAsync().ConfigureAwait(false);
+            await lease.ConfigureAwait(false);
+        }
+
+        try
+        {
+            if (result is null)
+            {
+                // The call may have reached Gong: whoever sends these prospects next asks the lookup first.
+                await WithRetriesAsync(ct => store.ReleaseAsync(batch.BatchId, reconcileFirst: true, ct)).ConfigureAwait(false);
+            }
+            else
+            {
+                var recorded = await WithRetriesAsync(ct => store.RecordAsync(batch, result, ct)).ConfigureAwait(false);
+                if (recorded.LeaseLost)
+                {
+                    LogLeaseLost(batch.BatchId);
+                }
+
+                foreach (var (status, count) in recorded.Outcomes)
+                {
+                    metrics.ProspectOutcomes(status, count);
+                }
+
+                if (recorded.CompletedRequests > 0)
+                {
+                    outboxSignal.Notify();
+                }
+            }
+        }
+        catch (Exception ex) when (ex is not OutOfMemoryException)
+        {
+            // The lease runs out and another turn (of any replica) reclaims the batch as outcome unknown.
+            LogRecordFailed(ex, batch.BatchId);
+        }
+        finally
+        {
+            wake.Writer.TryWrite(true);
+        }
+    }
+
+    private async Task KeepLeaseAsync(Guid batchId, CancellationToken cancellationToken)
+    {
+        using var timer = new PeriodicTimer(settings.LeaseDuration / 3, timeProvider);
+        try
+        {
+            while (await timer.WaitForNextTickAsync(cancellationToken).ConfigureAwait(false))
+            {
+                try
+                {
+                    if (!await store.RenewLeaseAsync(batchId, cancellationToken).ConfigureAwait(false))
+                    {
+                        LogLeaseLost(batchId);
+                        return;
+                    }
+                }
+                catch (Exception ex) when (ex is not OperationCanceledException and not OutOfMemoryException)
+                {
+                    LogRenewFailed(ex, batchId);
+                }
+            }
+        }
+        catch (OperationCanceledException)
+        {
+            // The call ended.
+        }
+    }
+
+    // Writes after a call must land even during shutdown; a few quick retries cover a dropped connection or a deadlock.
+    private async Task<T> WithRetriesAsync<T>(Func<CancellationToken, Task<T>> write)
+    {
+        for (var attempt = 1; ; attempt++)
+        {
+            try
+            {
+                return await write(CancellationToken.None).ConfigureAwait(false);
+            }
+            catch (Exception ex) when (attempt < 5 && ex is Npgsql.NpgsqlException or InvalidOperationException or TimeoutException)
+            {
+                LogWriteRetry(ex, attempt);
+                // Wall-clock on purpose: this must make progress during shutdown whatever clock the service runs on.
+                await Task.Delay(TimeSpan.FromMilliseconds(200 * (1 << attempt)), CancellationToken.None).ConfigureAwait(false);
+            }
+        }
+    }
+
+    private async Task WaitAsync(TimeSpan wait, CancellationToken cancellationToken)
+    {
+        if (wait <= TimeSpan.Zero)
+        {
+            return;
+        }
+
+        // Woken by a finished batch; otherwise by the delay (on the injected clock) or shutdown.
+        using var cancel = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        var woken = wake.Reader.WaitToReadAsync(cancel.Token).AsTask();
+        var delay = Task.Delay(wait, timeProvider, cancel.Token);
+        await Task.WhenAny(woken, delay).ConfigureAwait(false);
+        await cancel.CancelAsync().ConfigureAwait(false);
+        wake.Reader.TryRead(out _);
+    }
+
+    private static TimeSpan Min(TimeSpan a, TimeSpan b) => a < b ? a : b;
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Dispatcher {Replica} started: MaxBatchSize {MaxBatchSize}, MaxBatchDelay {MaxBatchDelay}, MaxConcurrentBatches {MaxConcurrentBatches}")]
+    private partial void LogStarted(string replica, int maxBatchSize, TimeSpan maxBatchDelay, int maxConcurrentBatches);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Dispatcher stopping: waiting for {InFlight} in-flight batches")]
+    private partial void LogStopping(int inFlight);
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "Dispatch turn failed; retrying")]
+    private partial void LogTurnFailed(Exception exception);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Reclaimed {Prospects} prospect rows from batches whose lease expired (outcome unknown: reconcile first)")]
+    private partial void LogReclaimed(int prospects);
+
+    [LoggerMessage(Level = LogLevel.Debug, Message = "Batch {BatchId} claimed: flow {FlowId}, {Count} prospects, {Reconcile} to reconcile first")]
+    private partial void LogClaimed(Guid batchId, string flowId, int count, int reconcile);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Batch {BatchId} abandoned at shutdown; its prospects go back to Pending (reconcile first)")]
+    private partial void LogAbandoned(Guid batchId);
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "Batch {BatchId}: the Gong sender threw; its prospects go back to Pending (reconcile first)")]
+    private partial void LogSendFailed(Exception exception, Guid batchId);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Batch {BatchId} was reclaimed by another replica (lease expired); its results are left to the reclaimer's reconciliation")]
+    private partial void LogLeaseLost(Guid batchId);
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "Batch {BatchId}: results could not be written; the lease will expire and the batch be reconciled")]
+    private partial void LogRecordFailed(Exception exception, Guid batchId);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Batch {BatchId}: lease renewal failed")]
+    private partial void LogRenewFailed(Exception exception, Guid batchId);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Writing batch results failed (attempt {Attempt}); retrying")]
+    private partial void LogWriteRetry(Exception exception, int attempt);
+}

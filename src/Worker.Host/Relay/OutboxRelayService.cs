@@ -1,0 +1,201 @@
+using MassTransit;
+using Microsoft.Extensions.Options;
+using Npgsql;
+using Worker.Host.Operations;
+using Worker.Persistence.Entities;
+
+namespace Worker.Host.Relay;
+
+/// <summary>
+/// Stage 3 (DESIGN.md "Relay"), running in every replica: publishes unpublished <c>outbox_messages</c> rows through
+/// MassTransit with the row id as MessageId and marks them published. At least once: a row is marked only after the
+/// broker confirmed it; a failed or timed-out publish leaves the row for a retry with a doubling wait.
+/// </summary>
+/// <remarks>
+/// A round claims rows with <c>FOR UPDATE SKIP LOCKED</c> and sets <c>locked_until</c> (three publish timeouts ahead)
+/// in the same statement, so two replicas never publish one row at the same time. On stop the relay keeps
+/// publishing for <see cref="RelayOptions.FlushTimeout"/>; it is registered before the dispatcher, so it stops after
+/// the dispatcher has written its last outcomes.
+/// </remarks>
+internal sealed partial class OutboxRelayService(
+    NpgsqlDataSource dataSource,
+    IBus bus,
+    OutboxSignal signal,
+    WorkerMetrics metrics,
+    IOptions<RelayOptions> options,
+    TimeProvider timeProvider,
+    ILogger<OutboxRelayService> logger) : BackgroundService
+{
+    private const string ClaimSql = """
+        UPDATE outbox_messages o SET locked_until = @locked_until, attempts = o.attempts + 1
+        FROM (
+            SELECT id FROM outbox_messages
+            WHERE published_at IS NULL AND available_at <= @now AND (locked_until IS NULL OR locked_until <= @now)
+            ORDER BY available_at, created_at
+            LIMIT @limit
+            FOR UPDATE SKIP LOCKED) c
+        WHERE o.id = c.id
+        RETURNING o.id, o.message_type, o.payload::text, o.created_at, o.attempts
+        """;
+
+    private const string PublishedSql = """
+        UPDATE outbox_messages SET published_at = @now, locked_until = NULL, last_error = NULL WHERE id = ANY(@ids)
+        """;
+
+    private const string FailedSql = """
+        UPDATE outbox_messages o SET locked_until = NULL, available_at = v.available_at, last_error = v.error
+        FROM unnest(@ids, @available_at, @errors) AS v(id, available_at, error)
+        WHERE o.id = v.id
+        """;
+
+    private static readonly TimeSpan ErrorBackoff = TimeSpan.FromSeconds(1);
+    private readonly RelayOptions settings = options.Value;
+
+    /// <summary>Publishes one round of due rows; returns how many rows were claimed.</summary>
+    internal async Task<int> PublishRoundAsync(CancellationToken cancellationToken)
+    {
+        var now = timeProvider.GetUtcNow();
+        var rows = new List<OutboxMessage>();
+        await using (var claim = dataSource.CreateCommand(ClaimSql))
+        {
+            claim.Parameters.AddWithValue("now", now);
+            claim.Parameters.AddWithValue("locked_until", now + (settings.PublishTimeout * 3));
+            claim.Parameters.AddWithValue("limit", settings.BatchSize);
+            await using var reader = await claim.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+            while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+            {
+                rows.Add(new OutboxMessage
+                {
+                    Id = reader.GetGuid(0),
+                    MessageType = reader.GetString(1),
+                    Payload = reader.GetString(2),
+                    CreatedAt = reader.GetFieldValue<DateTimeOffset>(3),
+                    Attempts = reader.GetInt32(4),
+                });
+            }
+        }
+
+        if (rows.Count == 0)
+        {
+            return 0;
+        }
+
+        var results = await Task.WhenAll(rows.Select(row => PublishAsync(row, cancellationToken))).ConfigureAwait(false);
+        var done = timeProvider.GetUtcNow();
+        var published = results.Where(r => r.Error is null).Select(r => r.Row).ToList();
+        var failed = results.Where(r => r.Error is not null).ToList();
+        foreach (var row in published)
+        {
+            metrics.OutboxPublished(true, done - row.CreatedAt);
+        }
+
+        foreach (var failure in failed)
+        {
+            metrics.OutboxPublished(false, null);
+        }
+
+        // Marking must not be cancelled by shutdown: a published row left unmarked is only published again (at least once).
+        if (published.Count > 0)
+        {
+            await using var mark = dataSource.CreateCommand(PublishedSql);
+            mark.Parameters.AddWithValue("now", done);
+            mark.Parameters.AddWithValue("ids", published.Select(r => r.Id).ToArray());
+            await mark.ExecuteNonQueryAsync(CancellationToken.None).ConfigureAwait(false);
+        }
+
+        if (failed.Count > 0)
+        {
+            LogPublishFailed(failed[0].Error!, failed.Count, rows.Count);
+            await using var mark = dataSource.CreateCommand(FailedSql);
+            mark.Parameters.AddWithValue("ids", failed.Select(f => f.Row.Id).ToArray());
+            mark.Parameters.AddWithValue("available_at", failed.Select(f => done + RetryDelay(f.Row.Attempts)).ToArray());
+            mark.Parameters.AddWithValue("errors", failed.Select(f => Describe(f.Error!)).ToArray());
+            await mark.ExecuteNonQueryAsync(CancellationToken.None).ConfigureAwait(false);
+        }
+
+        return rows.Count;
+    }
+
+    /// <inheritdoc />
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        while (!stoppingToken.IsCancellationRequested)
+        {
+            var claimed = 0;
+            try
+            {
+                claimed = await PublishRoundAsync(stoppingToken).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+            {
+                break;
+            }
+            catch (Exception ex) when (ex is not OutOfMemoryException)
+            {
+                LogRoundFailed(ex);
+                await signal.WaitAsync(ErrorBackoff, timeProvider, stoppingToken).ConfigureAwait(false);
+                continue;
+            }
+
+            if (claimed < settings.BatchSize)
+            {
+                await signal.WaitAsync(settings.PollInterval, timeProvider, stoppingToken).ConfigureAwait(false);
+            }
+        }
+
+        await FlushAsync().ConfigureAwait(false);
+    }
+
+    private async Task FlushAsync()
+    {
+        using var flush = new CancellationTokenSource(settings.FlushTimeout);
+        try
+        {
+            while (await PublishRoundAsync(flush.Token).ConfigureAwait(false) > 0)
+            {
+            }
+        }
+        catch (Exception ex) when (ex is not OutOfMemoryException)
+        {
+            LogFlushIncomplete(ex);
+        }
+    }
+
+    private async Task<(OutboxMessage Row, Exception? Error)> PublishAsync(OutboxMessage row, CancellationToken cancellationToken)
+    {
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        timeout.CancelAfter(settings.PublishTimeout);
+        try
+        {
+            var message = OutboxEvents.ReadCompleted(row);
+            // WaitAsync as well: a publish waiting for a lost connection must not hold the round (and its row lock) past
+            // the timeout even if the transport does not observe the token.
+            await bus.Publish(message, context => context.MessageId = row.Id, timeout.Token).WaitAsync(timeout.Token).ConfigureAwait(false);
+            return (row, null);
+        }
+        catch (Exception ex) when (ex is not OutOfMemoryException)
+        {
+            return (row, ex);
+        }
+    }
+
+    private TimeSpan RetryDelay(int attempts)
+    {
+        var seconds = Math.Pow(2, Math.Clamp(attempts - 1, 0, 20));
+        var delay = TimeSpan.FromSeconds(seconds);
+        return delay < settings.MaxRetryDelay ? delay : settings.MaxRetryDelay;
+    }
+
+    private static string Describe(Exception error) => error is OperationCanceledException
+        ? "publish not confirmed within Relay:PublishTimeout"
+        : $"{error.GetType().Name}: {error.Message}";
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Publishing {Failed} of {Claimed} outbox rows failed; they will be retried")]
+    private partial void LogPublishFailed(Exception exception, int failed, int claimed);
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "Outbox relay round failed; retrying")]
+    private partial void LogRoundFailed(Exception exception);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Outbox flush at shutdown did not finish; the rows left are published by the next replica to run")]
+    private partial void LogFlushIncomplete(Exception exception);
+}

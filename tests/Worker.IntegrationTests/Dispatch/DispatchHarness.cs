@@ -1,0 +1,162 @@
+using System.Collections.Concurrent;
+using MassTransit;
+using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Npgsql;
+using Worker.Contracts;
+using Worker.Host.Dispatch;
+using Worker.Host.Gong;
+using Worker.Host.Ingest;
+using Worker.Host.Messaging;
+using Worker.Host.Operations;
+using Worker.Host.Persistence;
+using Worker.Persistence.Entities;
+using Worker.Testing;
+
+namespace Worker.IntegrationTests.Dispatch;
+
+/// <summary>Builds worker hosts with persistence, messaging and dispatch (the Gong client replaced by a <see cref="GongStub"/>).</summary>
+internal static class DispatchHarness
+{
+    public static IHost BuildWorker(
+        string postgres,
+        TestVirtualHost vhost,
+        GongStub gong,
+        TimeProvider? clock = null,
+        IEnumerable<KeyValuePair<string, string?>>? settings = null,
+        int? rabbitPort = null,
+        TimeSpan? shutdownTimeout = null)
+    {
+        var builder = Microsoft.Extensions.Hosting.Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { EnvironmentName = "Testing" });
+        builder.Configuration.AddInMemoryCollection(vhost.ToWorkerConfiguration());
+        builder.Configuration.AddInMemoryCollection(
+        [
+            new("ConnectionStrings:" + PersistenceExtensions.ConnectionStringName, postgres),
+            new("Logging:LogLevel:Default", "Warning"),
+            new("Relay:MaxRetryDelay", "00:00:01"),
+        ]);
+        if (rabbitPort is { } port)
+        {
+            builder.Configuration.AddInMemoryCollection([new("RabbitMq:Host", "127.0.0.1"), new("RabbitMq:Port", port.ToString(System.Globalization.CultureInfo.InvariantCulture))]);
+        }
+
+        builder.Configuration.AddInMemoryCollection(settings ?? []);
+        builder.Services.AddSingleton(clock ?? TimeProvider.System);
+        builder.Services.AddMetrics();
+        builder.Services.AddSingleton<WorkerMetrics>();
+        builder.Services.AddSingleton<DispatchHeartbeat>();
+        builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = shutdownTimeout ?? TimeSpan.FromSeconds(10));
+        builder.AddWorkerPersistence();
+        builder.AddWorkerIngest();
+        builder.AddWorkerMessaging();
+        builder.AddDispatch();
+        builder.Services.AddSingleton<IGongBatchSender>(gong);
+        builder.Services.AddSingleton<IGongDispatchState>(gong);
+        return builder.Build();
+    }
+
+    /// <summary>Stores a request and one Pending row per unique id, in one transaction, as ingest does.</summary>
+    public static async Task<long> SeedRequestAsync(TestDatabase database, string requestId, string flowId, string ownerEmail, IReadOnlyList<string> ids, DateTimeOffset now)
+    {
+        await using var connection = await database.OpenConnectionAsync();
+        await using var transaction = await connection.BeginTransactionAsync();
+        long id;
+        await using (var insert = new NpgsqlCommand("""
+            INSERT INTO assignment_requests (request_id, flow_id, owner_email, owner_email_normalized, prospect_count, pending_count,
+                assigned_count, not_assigned_count, failed_count, rejected_count, content_hash, received_at)
+            VALUES (@rid, @flow, @owner, lower(@owner), @n, @n, 0, 0, 0, 0, @hash, @now) RETURNING id
+            """, connection, transaction))
+        {
+            insert.Parameters.AddWithValue("rid", requestId);
+            insert.Parameters.AddWithValue("flow", flowId);
+            insert.Parameters.AddWithValue("owner", ownerEmail);
+            insert.Parameters.AddWithValue("n", ids.Count);
+            insert.Parameters.AddWithValue("hash", new string('0', 64));
+            insert.Parameters.AddWithValue("now", now);
+            id = (long)(await insert.ExecuteScalarAsync())!;
+        }
+
+        await using (var rows = new NpgsqlCommand("""
+            INSERT INTO prospect_assignments (assignment_request_id, crm_prospect_id, flow_id, owner_email, status, reconciled, reconcile_first,
+                attempts, available_at, created_at, updated_at)
+            SELECT @req, x, @flow, lower(@owner), 'Pending', false, false, 0, @now, @now, @now FROM unnest(@ids) AS x
+            """, connection, transaction))
+        {
+            rows.Parameters.AddWithValue("req", id);
+            rows.Parameters.AddWithValue("flow", flowId);
+            rows.Parameters.AddWithValue("owner", ownerEmail);
+            rows.Parameters.AddWithValue("ids", ids.ToArray());
+            rows.Parameters.AddWithValue("now", now);
+            await rows.ExecuteNonQueryAsync();
+        }
+
+        await transaction.CommitAsync();
+        return id;
+    }
+
+    public static string[] Ids(string prefix, int count) => [.. Enumerable.Range(1, count).Select(i => $"{prefix}{i:D6}")];
+
+    /// <summary>Every request has exactly one terminal status and every prospect one terminal outcome; nothing InFlight.</summary>
+    public static async Task AssertAllTerminalAsync(TestDatabase database)
+    {
+        await using var db = database.CreateDbContext();
+        var requests = await db.AssignmentRequests.AsNoTracking().ToListAsync();
+        Assert.All(requests, r =>
+        {
+            Assert.NotNull(r.Status);
+            Assert.NotNull(r.CompletedAt);
+            Assert.Equal(0, r.PendingCount);
+            Assert.Equal(r.ProspectCount, r.AssignedCount + r.NotAssignedCount + r.FailedCount + r.RejectedCount);
+        });
+        var open = await db.ProspectAssignments.CountAsync(p => p.Status == ProspectAssignmentStatus.Pending || p.Status == ProspectAssignmentStatus.InFlight || p.CompletedAt == null);
+        Assert.Equal(0, open);
+        Assert.Equal(0, await db.DispatchBatches.CountAsync(b => b.CompletedAt == null));
+        var outbox = await db.OutboxMessages.AsNoTracking().ToListAsync();
+        Assert.Equal(requests.Count, outbox.Count);
+        Assert.Equal(requests.Select(r => (long?)r.Id).Order(), outbox.Select(o => o.AssignmentRequestId).Order());
+    }
+
+    public static async Task<bool> AllPublishedAsync(TestDatabase database, int expected)
+    {
+        await using var db = database.CreateDbContext();
+        return await db.OutboxMessages.CountAsync(o => o.PublishedAt != null) == expected;
+    }
+}
+
+/// <summary>Consumes FlowAssignmentCompleted from the test vhost, as a downstream system would.</summary>
+internal sealed class EventCollector : IAsyncDisposable
+{
+    private readonly IBusControl bus;
+    private readonly ConcurrentQueue<(Guid? MessageId, FlowAssignmentCompleted Message)> received = new();
+
+    private EventCollector(IBusControl bus) => this.bus = bus;
+
+    public IReadOnlyList<(Guid? MessageId, FlowAssignmentCompleted Message)> Received => [.. received];
+
+    public static async Task<EventCollector> StartAsync(TestVirtualHost vhost)
+    {
+        EventCollector? collector = null;
+        var bus = Bus.Factory.CreateUsingRabbitMq(cfg =>
+        {
+            cfg.Host(vhost.Host, (ushort)vhost.Port, vhost.Name, h =>
+            {
+                h.Username(vhost.Username);
+                h.Password(vhost.Password);
+            });
+            cfg.ReceiveEndpoint("dispatch-tests-completed", e => e.Handler<FlowAssignmentCompleted>(context =>
+            {
+                collector!.received.Enqueue((context.MessageId, context.Message));
+                return Task.CompletedTask;
+            }));
+        });
+        collector = new EventCollector(bus);
+        await bus.StartAsync();
+        return collector;
+    }
+
+    public FlowAssignmentCompleted? For(string requestId) => received.Select(r => r.Message).FirstOrDefault(m => m.RequestId == requestId);
+
+    public async ValueTask DisposeAsync() => await bus.StopAsync();
+}

@@ -1,0 +1,256 @@
+using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Time.Testing;
+using Worker.Contracts;
+using Worker.Persistence.Entities;
+using Worker.Testing;
+using static Worker.IntegrationTests.Dispatch.DispatchHarness;
+
+namespace Worker.IntegrationTests.Dispatch;
+
+public sealed class DispatchTests
+{
+    private const string Flow = "1695493301223590792";
+    private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(60);
+
+    [Fact]
+    public async Task One_request_of_450_ids_goes_out_in_calls_of_200_200_50_and_yields_one_event_with_450_outcomes()
+    {
+        var services = await TestServices.GetAsync();
+        await using var database = await services.CreateDatabaseAsync();
+        await using var vhost = await services.CreateVirtualHostAsync();
+        await using var events = await EventCollector.StartAsync(vhost);
+        var gong = new GongStub();
+        var ids = Ids("p", 450);
+        await SeedRequestAsync(database, "req-450", Flow, "Owner@Example.com", ids, DateTimeOffset.UtcNow);
+
+        using var host = BuildWorker(database.ConnectionString, vhost, gong);
+        await host.StartAsync();
+        await Poll.UntilAsync(() => events.Received.Count >= 1, Timeout, "the request's event");
+        await host.StopAsync();
+
+        Assert.Equal([200, 200, 50], gong.Calls.Select(c => c.CrmProspectIds.Count));
+        Assert.Equal(450, gong.Calls.SelectMany(c => c.CrmProspectIds).Distinct().Count());
+        var (messageId, message) = Assert.Single(events.Received);
+        Assert.Equal("req-450", message.RequestId);
+        Assert.Equal("Owner@Example.com", message.FlowInstanceOwnerEmail);
+        Assert.Equal(RequestStatus.Succeeded, message.Status);
+        Assert.Equal(ids, message.Outcomes.Select(o => o.CrmProspectId).Order(StringComparer.Ordinal));
+        Assert.All(message.Outcomes, o =>
+        {
+            Assert.Equal(ProspectStatus.Assigned, o.Status);
+            Assert.NotNull(o.FlowInstanceId);
+            Assert.NotNull(o.GongRequestId);
+        });
+
+        await using var db = database.CreateDbContext();
+        Assert.Equal(messageId, (await db.OutboxMessages.SingleAsync()).Id);
+        var calls = await db.GongCalls.OrderBy(c => c.ProspectCount).ToListAsync();
+        Assert.Equal([50, 200, 200], calls.Select(c => c.ProspectCount));
+        await AssertAllTerminalAsync(database);
+    }
+
+    [Fact]
+    public async Task Three_hundred_one_id_requests_of_one_group_within_a_second_take_two_calls()
+    {
+        var services = await TestServices.GetAsync();
+        await using var database = await services.CreateDatabaseAsync();
+        await using var vhost = await services.CreateVirtualHostAsync();
+        await using var events = await EventCollector.StartAsync(vhost);
+        var clock = new FakeTimeProvider(new DateTimeOffset(2026, 11, 29, 10, 0, 0, TimeSpan.Zero));
+        var gong = new GongStub();
+
+        using var host = BuildWorker(database.ConnectionString, vhost, gong, clock);
+        await host.StartAsync();
+        for (var i = 0; i < 300; i++)
+        {
+            // Each request in its own transaction, all within the same second of the worker's clock.
+            await SeedRequestAsync(database, $"one-{i:D3}", Flow, "owner@example.com", [$"c{i:D3}"], clock.GetUtcNow());
+            if (i % 100 == 0)
+            {
+                clock.Advance(TimeSpan.FromMilliseconds(300));
+            }
+        }
+
+        await Poll.UntilAsync(() => events.Received.Count == 300, Timeout, "300 events",
+            eachRound: () => clock.Advance(TimeSpan.FromMilliseconds(200)));
+        await host.StopAsync();
+
+        Assert.Equal(2, gong.Calls.Count);
+        Assert.Equal(300, gong.Calls.Sum(c => c.CrmProspectIds.Count));
+        Assert.Equal(200, gong.Calls[0].CrmProspectIds.Count);
+        Assert.Equal(300, events.Received.Select(e => e.MessageId).Distinct().Count());
+        await AssertAllTerminalAsync(database);
+    }
+
+    [Fact]
+    public async Task A_prospect_in_two_requests_of_a_group_is_sent_once_and_both_events_carry_it()
+    {
+        var services = await TestServices.GetAsync();
+        await using var database = await services.CreateDatabaseAsync();
+        await using var vhost = await services.CreateVirtualHostAsync();
+        await using var events = await EventCollector.StartAsync(vhost);
+        var gong = new GongStub();
+        var now = DateTimeOffset.UtcNow;
+        await SeedRequestAsync(database, "first", Flow, "owner@example.com", ["shared", "a1"], now);
+        await SeedRequestAsync(database, "second", Flow, "OWNER@example.com", ["shared", "b1"], now);
+
+        using var host = BuildWorker(database.ConnectionString, vhost, gong);
+        await host.StartAsync();
+        await Poll.UntilAsync(() => events.Received.Count >= 2, Timeout, "both events");
+        await host.StopAsync();
+
+        var call = Assert.Single(gong.Calls);
+        Assert.Equal(["a1", "b1", "shared"], call.CrmProspectIds.Order(StringComparer.Ordinal));
+        Assert.Equal(1, gong.AssignCounts[(Flow, "shared")]);
+        var first = events.For("first")!;
+        var second = events.For("second")!;
+        var sharedFirst = Assert.Single(first.Outcomes, o => o.CrmProspectId == "shared");
+        var sharedSecond = Assert.Single(second.Outcomes, o => o.CrmProspectId == "shared");
+        Assert.Equal(ProspectStatus.Assigned, sharedFirst.Status);
+        Assert.Equal(sharedFirst, sharedSecond);
+        Assert.Equal(RequestStatus.Succeeded, first.Status);
+        Assert.Equal(RequestStatus.Succeeded, second.Status);
+        await AssertAllTerminalAsync(database);
+    }
+
+    [Fact]
+    public async Task A_small_group_is_served_within_five_calls_despite_a_backlog_of_20000_in_another()
+    {
+        var services = await TestServices.GetAsync();
+        await using var database = await services.CreateDatabaseAsync();
+        await using var vhost = await services.CreateVirtualHostAsync();
+        await using var events = await EventCollector.StartAsync(vhost);
+        var clock = new FakeTimeProvider(new DateTimeOffset(2026, 11, 29, 10, 0, 0, TimeSpan.Zero));
+        var gong = new GongStub { Latency = TimeSpan.FromMilliseconds(20) };
+        await SeedRequestAsync(database, "big-1", Flow, "a@example.com", Ids("a", 10_000), clock.GetUtcNow());
+        await SeedRequestAsync(database, "big-2", Flow, "a@example.com", Ids("b", 10_000), clock.GetUtcNow());
+
+        using var host = BuildWorker(database.ConnectionString, vhost, gong, clock, [new("Dispatch:MaxConcurrentBatches", "2")]);
+        await host.StartAsync();
+        await Poll.UntilAsync(() => gong.Calls.Count >= 3, Timeout, "group A under way");
+        await SeedRequestAsync(database, "small", "42", "b@example.com", ["only"], clock.GetUtcNow());
+        var callsBefore = gong.Calls.Count;
+        clock.Advance(TimeSpan.FromSeconds(2));
+
+        await Poll.UntilAsync(() => events.For("small") is not null, Timeout, "group B's event");
+        var smallCall = Assert.Single(gong.Calls, c => c.FlowId == "42");
+        Assert.InRange(smallCall.Index, callsBefore, callsBefore + 4);
+
+        await Poll.UntilAsync(() => events.Received.Count == 3, TimeSpan.FromMinutes(3), "group A drained");
+        await host.StopAsync();
+        Assert.Equal(101, gong.Calls.Count);
+        Assert.All(gong.AssignCounts.Values, n => Assert.Equal(1, n));
+        await AssertAllTerminalAsync(database);
+    }
+
+    [Fact]
+    public async Task Two_dispatchers_on_one_database_never_send_a_prospect_twice_and_keep_the_gate()
+    {
+        var services = await TestServices.GetAsync();
+        await using var database = await services.CreateDatabaseAsync();
+        await using var vhost = await services.CreateVirtualHostAsync();
+        await using var events = await EventCollector.StartAsync(vhost);
+        var gong = new GongStub { CallsPerSecond = 3, Latency = TimeSpan.FromMilliseconds(300) };
+        var now = DateTimeOffset.UtcNow;
+        var requests = 0;
+        for (var group = 0; group < 4; group++)
+        {
+            for (var r = 0; r < 10; r++)
+            {
+                // Overlapping ids between neighbouring requests of a group: the same id pending twice.
+                var ids = Enumerable.Range((r * 50) - (r == 0 ? 0 : 10), r == 0 ? 50 : 60).Select(i => $"g{group}-{i:D4}").ToArray();
+                await SeedRequestAsync(database, $"g{group}-r{r}", $"10{group}", $"owner{group}@example.com", ids, now);
+                requests++;
+            }
+        }
+
+        var settings = new KeyValuePair<string, string?>[] { new("Dispatch:MaxConcurrentBatches", "2") };
+        using var first = BuildWorker(database.ConnectionString, vhost, gong, settings: [.. settings, new("Dispatch:ReplicaName", "replica-a")]);
+        using var second = BuildWorker(database.ConnectionString, vhost, gong, settings: [.. settings, new("Dispatch:ReplicaName", "replica-b")]);
+        await Task.WhenAll(first.StartAsync(), second.StartAsync());
+        await Poll.UntilAsync(() => events.Received.Count == requests, Timeout, "every request's event");
+        await Task.WhenAll(first.StopAsync(), second.StopAsync());
+
+        var sent = gong.Calls.SelectMany(c => c.CrmProspectIds.Select(id => (c.FlowId, id))).ToList();
+        Assert.Equal(sent.Count, sent.Distinct().Count());
+        Assert.Equal(4 * 500, sent.Count);
+        Assert.All(gong.AssignCounts.Values, n => Assert.Equal(1, n));
+        var starts = gong.Calls.Select(c => c.StartedAt).Order().ToList();
+        for (var i = 3; i < starts.Count; i++)
+        {
+            Assert.True(starts[i] - starts[i - 3] >= TimeSpan.FromSeconds(1), $"4 calls started within one second at {starts[i - 3]:O}");
+        }
+
+        await using var db = database.CreateDbContext();
+        Assert.Equal(["replica-a", "replica-b"], await db.GongCalls.Select(c => c.Replica!).Distinct().OrderBy(r => r).ToListAsync());
+        Assert.Equal(requests, events.Received.Select(e => e.MessageId).Distinct().Count());
+        Assert.All(events.Received, e => Assert.Equal(RequestStatus.Succeeded, e.Message.Status));
+        await AssertAllTerminalAsync(database);
+    }
+
+    [Fact]
+    public async Task A_batch_whose_dispatcher_died_after_sending_is_reconciled_by_the_other_and_assigned_once()
+    {
+        var services = await TestServices.GetAsync();
+        await using var database = await services.CreateDatabaseAsync();
+        await using var vhost = await services.CreateVirtualHostAsync();
+        await using var events = await EventCollector.StartAsync(vhost);
+        var connection = new Npgsql.NpgsqlConnectionStringBuilder(database.ConnectionString);
+        await using var proxy = new TcpProxy(connection.Host!, connection.Port);
+        proxy.Start();
+        var viaProxy = new Npgsql.NpgsqlConnectionStringBuilder(database.ConnectionString) { Host = "127.0.0.1", Port = proxy.Port, Pooling = false }.ConnectionString;
+
+        var sentByDoomed = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var gong = new GongStub
+        {
+            // Gong commits the first call, then its answer never reaches the dispatcher that made it.
+            AfterCommit = async (call, ct) =>
+            {
+                if (call.Index == 0)
+                {
+                    sentByDoomed.TrySetResult();
+                    await Task.Delay(System.Threading.Timeout.InfiniteTimeSpan, ct);
+                }
+            },
+        };
+        var ids = Ids("d", 20);
+        await SeedRequestAsync(database, "doomed", Flow, "owner@example.com", ids, DateTimeOffset.UtcNow - TimeSpan.FromSeconds(5));
+        var lease = new KeyValuePair<string, string?>("Dispatch:LeaseDuration", "00:00:03");
+
+        using var doomed = BuildWorker(viaProxy, vhost, gong, settings: [lease, new("Dispatch:ReplicaName", "doomed")], shutdownTimeout: TimeSpan.FromSeconds(2));
+        await doomed.StartAsync();
+        await sentByDoomed.Task.WaitAsync(Timeout);
+        proxy.Cut();
+
+        using var survivor = BuildWorker(database.ConnectionString, vhost, gong, settings: [lease, new("Dispatch:ReplicaName", "survivor")]);
+        await survivor.StartAsync();
+        await Poll.UntilAsync(() => events.For("doomed") is not null, Timeout, "the reconciled request's event");
+
+        proxy.Start();
+        await doomed.StopAsync();
+        await survivor.StopAsync();
+
+        Assert.Equal(2, gong.Calls.Count);
+        var retry = gong.Calls[1];
+        Assert.Equal(ids, retry.CrmProspectIds.Order(StringComparer.Ordinal));
+        Assert.Equal(ids, retry.ReconcileFirst.Order(StringComparer.Ordinal));
+        Assert.All(ids, id => Assert.Equal(1, gong.AssignCounts[(Flow, id)]));
+        var message = events.For("doomed")!;
+        Assert.Equal(RequestStatus.Succeeded, message.Status);
+        Assert.Single(events.Received);
+
+        await using var db = database.CreateDbContext();
+        var rows = await db.ProspectAssignments.ToListAsync();
+        Assert.All(rows, r =>
+        {
+            Assert.Equal(ProspectAssignmentStatus.Assigned, r.Status);
+            Assert.True(r.Reconciled);
+            Assert.False(r.ReconcileFirst);
+        });
+        var batches = await db.DispatchBatches.OrderBy(b => b.ClaimedAt).ToListAsync();
+        Assert.Equal(["doomed", "survivor"], batches.Select(b => b.ClaimedBy));
+        Assert.True(batches[0].Reclaimed);
+        await AssertAllTerminalAsync(database);
+    }
+}
