@@ -19,6 +19,7 @@ public static class WorkerHost
         builder.Services.AddSingleton<DispatchHeartbeat>();
         builder.AddWorkerPersistence();
         builder.AddWorkerMessaging();
+        builder.AddWorkerOperations();
         return builder;
     }
 
@@ -27,5 +28,6 @@ public static class WorkerHost
     public static void MapEndpoints(WebApplication app)
     {
         ArgumentNullException.ThrowIfNull(app);
+        app.MapWorkerOperationsEndpoints();
     }
 }
