@@ -1,0 +1,3 @@
+using Gong.Simulator;
+
+await GongSimulatorApp.RunAsync(args).ConfigureAwait(false);
