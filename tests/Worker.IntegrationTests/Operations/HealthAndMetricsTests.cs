@@ -109,6 +109,13 @@ public sealed class HealthAndMetricsTests
                     Prospect("p3", ProspectAssignmentStatus.InFlight, now.AddMinutes(-1)),
                 ],
             });
+
+            // Not due for a day: a dispatcher running in this host leaves them where they are while the gauges count them.
+            foreach (var prospect in db.ChangeTracker.Entries<ProspectAssignment>())
+            {
+                prospect.Entity.AvailableAt = now.AddDays(1);
+            }
+
             await db.SaveChangesAsync();
         }
 
@@ -139,8 +146,14 @@ public sealed class HealthAndMetricsTests
         Assert.Contains("dotnet_gc_collections_total", text, StringComparison.Ordinal);
     }
 
+    /// <summary>Postgres, the vhost and a Gong client pointed at a closed loopback port (the Gong client needs credentials to start).</summary>
     internal static IEnumerable<KeyValuePair<string, string?>> Settings(string connectionString, TestVirtualHost vhost) =>
-        vhost.ToWorkerConfiguration().Prepend(new("ConnectionStrings:Postgres", connectionString));
+        vhost.ToWorkerConfiguration().Prepend(new("ConnectionStrings:Postgres", connectionString)).Concat(
+        [
+            new("Gong:BaseUrl", $"http://127.0.0.1:{RunningWorker.ClosedPort()}"),
+            new("Gong:AccessKey", "test-access-key"),
+            new("Gong:AccessKeySecret", "test-access-key-secret"),
+        ]);
 
     internal static ProspectAssignment Prospect(string id, ProspectAssignmentStatus status, DateTimeOffset createdAt, string flowId = "111", string owner = "owner@example.com") => new()
     {
