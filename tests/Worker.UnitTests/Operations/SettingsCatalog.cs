@@ -10,6 +10,13 @@ internal static class SettingsCatalog
     /// <summary>Names read outside options classes: the connection string and the framework's own prefixes.</summary>
     private static readonly string[] FrameworkPrefixes = ["Logging__", "ASPNETCORE_", "DOTNET_"];
 
+    /// <summary>
+    /// Gong client settings used by <c>deploy/</c> and compose, bound by <c>GongOptions</c> (section <c>Gong</c>) from the
+    /// Gong client branch. Accepted by name only while that class is not in this build; once it is, the names are
+    /// checked against its properties like every other section. Remove after the Gong client is merged.
+    /// </summary>
+    private static readonly string[] GongSettingsBeforeMerge = ["Gong__BaseUrl", "Gong__AccessKey", "Gong__AccessKeySecret"];
+
     public static IReadOnlyList<Type> OptionsTypes { get; } = typeof(WorkerHost).Assembly.GetTypes()
         .Where(t => t.GetField("SectionName", BindingFlags.Public | BindingFlags.Static) is { IsLiteral: true })
         .OrderBy(t => t.FullName, StringComparer.Ordinal)
@@ -28,6 +35,11 @@ internal static class SettingsCatalog
 
         var parts = name.Split("__");
         var optionsType = OptionsTypes.FirstOrDefault(t => SectionName(t) == parts[0]);
+        if (optionsType is null && parts[0] == "Gong")
+        {
+            return GongSettingsBeforeMerge.Contains(name, StringComparer.Ordinal);
+        }
+
         if (optionsType is null || parts.Length < 2)
         {
             return false;
