@@ -14,7 +14,7 @@ namespace Worker.Contracts;
 /// <item><see cref="CrmProspectIds"/>: 1 to <c>MaxProspectsPerRequest</c> (default 10,000) ids, each 1 to
 /// 255 characters without control characters; duplicates collapse to one outcome.</item>
 /// </list>
-/// Properties are nullable at runtime because non-.NET publishers may omit them; the worker validates
+/// Properties are nullable because non-.NET publishers may omit them or send nulls; the worker validates
 /// and answers with a <see cref="FlowAssignmentCompleted"/> of status Rejected instead of throwing.
 /// </remarks>
 /// <param name="RequestId">Idempotency key chosen by the publisher (1–128 printable characters).</param>
@@ -22,7 +22,7 @@ namespace Worker.Contracts;
 /// <param name="FlowInstanceOwnerEmail">Email of the Gong user who owns the flow instance and its to-dos.</param>
 /// <param name="CrmProspectIds">CRM ids of the contacts or leads to assign (1–10,000 by default).</param>
 public sealed record AssignProspectsToFlow(
-    string RequestId,
-    string FlowId,
-    string FlowInstanceOwnerEmail,
-    IReadOnlyList<string> CrmProspectIds);
+    string? RequestId,
+    string? FlowId,
+    string? FlowInstanceOwnerEmail,
+    IReadOnlyList<string?>? CrmProspectIds);

@@ -1,3 +1,4 @@
+using Worker.Host.Ingest;
 using Worker.Host.Messaging;
 using Worker.Host.Operations;
 using Worker.Host.Persistence;
@@ -18,6 +19,7 @@ public static class WorkerHost
         builder.Services.AddSingleton<WorkerMetrics>();
         builder.Services.AddSingleton<DispatchHeartbeat>();
         builder.AddWorkerPersistence();
+        builder.AddWorkerIngest();
         builder.AddWorkerMessaging();
         builder.AddWorkerOperations();
         return builder;

@@ -26,6 +26,7 @@ public static class MessagingExtensions
                     h.Username(options.Username);
                     h.Password(options.Password);
                 });
+                cfg.PrefetchCount = options.PrefetchCount;
                 cfg.ConfigureEndpoints(context);
             });
         });

@@ -1,0 +1,292 @@
+using System.Globalization;
+using System.Net.Mail;
+using System.Security.Cryptography;
+using System.Text;
+using Worker.Contracts;
+
+namespace Worker.Host.Ingest;
+
+/// <summary>A CRM prospect id refused on its own, in the form it is stored and reported under.</summary>
+/// <param name="CrmProspectId">The id as received; NUL replaced by U+FFFD and cut to 500 characters so Postgres can hold it.</param>
+/// <param name="Reason">What is wrong with it (value shape and limit).</param>
+internal sealed record RejectedProspectId(string CrmProspectId, string Reason);
+
+/// <summary>An <see cref="AssignProspectsToFlow"/> after validation: what ingest stores.</summary>
+/// <param name="RequestId">The publisher's requestId, as received (1–256 characters).</param>
+/// <param name="FlowId">The flowId as received, made storable (empty when missing).</param>
+/// <param name="OwnerEmail">The owner email trimmed, original case, made storable.</param>
+/// <param name="OwnerEmailNormalized">The owner email trimmed and lower-cased (the grouping key).</param>
+/// <param name="ValidIds">Unique valid ids, in first-seen order.</param>
+/// <param name="RejectedIds">Unique invalid ids, each with its reason.</param>
+/// <param name="Errors">Request-level problems; non-empty means the whole request is Rejected.</param>
+/// <param name="ContentHash">SHA-256 (64 lower-case hex characters) of the canonical content.</param>
+internal sealed record ValidatedRequest(
+    string RequestId,
+    string FlowId,
+    string OwnerEmail,
+    string OwnerEmailNormalized,
+    IReadOnlyList<string> ValidIds,
+    IReadOnlyList<RejectedProspectId> RejectedIds,
+    IReadOnlyList<string> Errors,
+    string ContentHash)
+{
+    /// <summary>The request as a whole is invalid: every id is Rejected and nothing is sent.</summary>
+    public bool IsRejected => Errors.Count > 0;
+
+    /// <summary>Nothing is left to send (rejected request, or no valid id): the request completes at once.</summary>
+    public bool CompletesAtOnce => IsRejected || ValidIds.Count == 0;
+
+    /// <summary>Unique ids stored for the request (valid and rejected).</summary>
+    public int ProspectCount => ValidIds.Count + RejectedIds.Count;
+}
+
+/// <summary>
+/// Checks an <see cref="AssignProspectsToFlow"/> against the wire contract (docs/DESIGN.md, "Wire contract")
+/// without throwing for invalid content: problems become a Rejected request or Rejected ids.
+/// </summary>
+internal static class AssignmentValidator
+{
+    /// <summary>Wire limit of requestId (characters).</summary>
+    public const int MaxRequestIdLength = 128;
+
+    /// <summary>Longest requestId that can still be stored and answered (the column holds 256).</summary>
+    public const int MaxStorableRequestIdLength = 256;
+
+    /// <summary>Wire limit of one CRM prospect id (characters).</summary>
+    public const int MaxProspectIdLength = 255;
+
+    /// <summary>Longest flowId accepted (digits); Gong's ids have 19.</summary>
+    public const int MaxFlowIdLength = 64;
+
+    /// <summary>Longest owner email accepted (RFC 5321 path limit).</summary>
+    public const int MaxEmailLength = 254;
+
+    private const int MaxStoredIdLength = 500;
+    private const int MaxStoredFieldLength = 250;
+
+    /// <summary>Validates <paramref name="message"/>.</summary>
+    /// <param name="message">The command as deserialized.</param>
+    /// <param name="maxProspectsPerRequest">Most ids per request (Ingest:MaxProspectsPerRequest).</param>
+    /// <exception cref="UnusableRequestIdException">No requestId that can be stored and answered to.</exception>
+    public static ValidatedRequest Validate(AssignProspectsToFlow message, int maxProspectsPerRequest)
+    {
+        ArgumentNullException.ThrowIfNull(message);
+        var requestId = message.RequestId;
+        if (string.IsNullOrEmpty(requestId))
+        {
+            throw new UnusableRequestIdException(
+                $"requestId: {(requestId is null ? "missing or null" : "empty")}; required: 1 to {MaxRequestIdLength} printable characters. The message was not stored.");
+        }
+
+        if (requestId.Length > MaxStorableRequestIdLength || requestId.Contains('\0', StringComparison.Ordinal))
+        {
+            throw new UnusableRequestIdException(
+                $"requestId: {Describe(requestId)}; required: 1 to {MaxRequestIdLength} printable characters. The message was not stored.");
+        }
+
+        var errors = new List<string>();
+        if (requestId.Length > MaxRequestIdLength)
+        {
+            errors.Add($"requestId: {requestId.Length} characters; the limit is {MaxRequestIdLength}.");
+        }
+        else if (requestId.Any(char.IsControl) || string.IsNullOrWhiteSpace(requestId))
+        {
+            errors.Add($"requestId: {Describe(requestId)}; must be 1 to {MaxRequestIdLength} printable characters.");
+        }
+
+        var flowId = message.FlowId;
+        if (flowId is null)
+        {
+            errors.Add("flowId: missing or null; required: the Gong flow id as a string of digits.");
+        }
+        else if (flowId.Length == 0)
+        {
+            errors.Add("flowId: empty; required: the Gong flow id as a string of digits.");
+        }
+        else if (flowId.Length > MaxFlowIdLength || !flowId.All(char.IsAsciiDigit))
+        {
+            errors.Add($"flowId: {Describe(flowId)}; must be 1 to {MaxFlowIdLength} digits (0-9) only.");
+        }
+
+        var email = message.FlowInstanceOwnerEmail?.Trim();
+        if (email is null)
+        {
+            errors.Add("flowInstanceOwnerEmail: missing or null; required: the Gong user's email address.");
+        }
+        else if (email.Length == 0)
+        {
+            errors.Add("flowInstanceOwnerEmail: empty or whitespace only; required: the Gong user's email address.");
+        }
+        else if (!IsValidEmail(email))
+        {
+            errors.Add($"flowInstanceOwnerEmail: {Describe(email)} is not a valid email address (local@domain, at most {MaxEmailLength} characters).");
+        }
+
+        var ids = message.CrmProspectIds;
+        if (ids is null)
+        {
+            errors.Add($"crmProspectIds: missing or null; required: an array of 1 to {maxProspectsPerRequest} CRM prospect ids.");
+        }
+        else if (ids.Count == 0)
+        {
+            errors.Add($"crmProspectIds: empty array; required: 1 to {maxProspectsPerRequest} CRM prospect ids.");
+        }
+        else if (ids.Count > maxProspectsPerRequest)
+        {
+            errors.Add($"crmProspectIds: {ids.Count} ids; the limit is {maxProspectsPerRequest} per request (Ingest:MaxProspectsPerRequest).");
+        }
+
+        var valid = new List<string>();
+        var rejected = new List<RejectedProspectId>();
+        var seen = new HashSet<string>(StringComparer.Ordinal);
+        if (ids is not null)
+        {
+            for (var i = 0; i < ids.Count; i++)
+            {
+                var id = ids[i];
+                var reason = ProspectIdProblem(id);
+                if (reason is null)
+                {
+                    if (seen.Add(id!))
+                    {
+                        valid.Add(id!);
+                    }
+
+                    continue;
+                }
+
+                var stored = Storable(id ?? string.Empty, MaxStoredIdLength);
+                if (seen.Add(stored))
+                {
+                    rejected.Add(new RejectedProspectId(stored, $"crmProspectIds[{i}]: {reason}"));
+                }
+            }
+        }
+
+        var ownerEmail = Storable(email ?? string.Empty, MaxStoredFieldLength);
+        return new ValidatedRequest(
+            requestId,
+            Storable(flowId ?? string.Empty, MaxStoredFieldLength),
+            ownerEmail,
+            ownerEmail.ToLowerInvariant(),
+            valid,
+            rejected,
+            errors,
+            ContentHash(requestId, flowId, email, ids));
+    }
+
+    private static string? ProspectIdProblem(string? id)
+    {
+        if (id is null)
+        {
+            return $"null; each id must be a string of 1 to {MaxProspectIdLength} characters.";
+        }
+
+        if (id.Length == 0)
+        {
+            return $"empty; each id must be 1 to {MaxProspectIdLength} characters.";
+        }
+
+        if (id.Length > MaxProspectIdLength)
+        {
+            return $"{id.Length} characters; the limit is {MaxProspectIdLength}.";
+        }
+
+        var control = id.FirstOrDefault(char.IsControl);
+        if (control != default || id.Contains('\0', StringComparison.Ordinal))
+        {
+            return $"contains the control character U+{(int)control:X4}; ids must not contain control characters.";
+        }
+
+        if (string.IsNullOrWhiteSpace(id))
+        {
+            return $"whitespace only; each id must be 1 to {MaxProspectIdLength} characters, not only whitespace.";
+        }
+
+        return null;
+    }
+
+    private static bool IsValidEmail(string email)
+    {
+        if (email.Length > MaxEmailLength || email.Any(c => char.IsWhiteSpace(c) || char.IsControl(c)))
+        {
+            return false;
+        }
+
+        var at = email.LastIndexOf('@');
+        if (at <= 0 || at == email.Length - 1 || email.IndexOf('@', StringComparison.Ordinal) != at)
+        {
+            return false;
+        }
+
+        var domain = email[(at + 1)..];
+        if (!domain.Contains('.', StringComparison.Ordinal) || domain.StartsWith('.') || domain.EndsWith('.'))
+        {
+            return false;
+        }
+
+        // MailAddress also accepts display names ("Name <a@b.c>"): require it to read back the same address.
+        return MailAddress.TryCreate(email, out var address) && string.Equals(address.Address, email, StringComparison.Ordinal);
+    }
+
+    /// <summary>A short description of a bad value for a reason text: its length and, when short, the value itself.</summary>
+    private static string Describe(string value)
+    {
+        if (value.Any(char.IsControl))
+        {
+            var control = value.First(char.IsControl);
+            return $"{value.Length} characters including the control character U+{(int)control:X4}";
+        }
+
+        return value.Length <= 64
+            ? $"\"{value}\" ({value.Length} characters)"
+            : $"{value.Length} characters starting \"{value[..32]}\"";
+    }
+
+    /// <summary>Postgres text holds no NUL; cap the length so an oversized invalid value still fits its column.</summary>
+    private static string Storable(string value, int maxLength)
+    {
+        var result = value.Replace('\0', '\uFFFD');
+        return result.Length <= maxLength ? result : string.Concat(result.AsSpan(0, maxLength - 1), "…");
+    }
+
+    /// <summary>
+    /// SHA-256 over the content that matters: requestId, flowId, the trimmed lower-cased owner email and the set of
+    /// ids (order and duplicates do not change what is asked). Fields are length-prefixed so no two contents collide.
+    /// </summary>
+    private static string ContentHash(string requestId, string? flowId, string? email, IReadOnlyList<string?>? ids)
+    {
+        var builder = new StringBuilder();
+        Append(builder, requestId);
+        Append(builder, flowId);
+        Append(builder, email?.ToLowerInvariant());
+        if (ids is null)
+        {
+            builder.Append("ids:null;");
+        }
+        else
+        {
+            var distinct = ids.Distinct(StringComparer.Ordinal).ToList();
+            distinct.Sort(StringComparer.Ordinal);
+            builder.Append(CultureInfo.InvariantCulture, $"ids:{distinct.Count};");
+            foreach (var id in distinct)
+            {
+                Append(builder, id);
+            }
+        }
+
+        var bytes = Encoding.UTF8.GetBytes(builder.ToString());
+        return Convert.ToHexStringLower(SHA256.HashData(bytes));
+    }
+
+    private static void Append(StringBuilder builder, string? value)
+    {
+        if (value is null)
+        {
+            builder.Append("-1:;");
+            return;
+        }
+
+        builder.Append(value.Length.ToString(CultureInfo.InvariantCulture)).Append(':').Append(value).Append(';');
+    }
+}
