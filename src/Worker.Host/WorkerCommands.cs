@@ -19,8 +19,11 @@ public static class WorkerCommands
         run.SetAction((parse, ct) => RunAsync(parse.UnmatchedTokens.ToArray(), ct));
         var migrate = new Command("migrate", "Apply database migrations and exit.") { TreatUnmatchedTokensAsErrors = false };
         migrate.SetAction((parse, ct) => DatabaseMigrator.MigrateAsync(parse.UnmatchedTokens.ToArray(), ct));
+        var status = new Command("status", "Print backlog, outcomes of the last hour, Gong call rate and rate-gate state from the database.") { TreatUnmatchedTokensAsErrors = false };
+        status.SetAction((parse, ct) => StatusCommand.RunAsync(parse.UnmatchedTokens.ToArray(), Console.Out, Console.Error, ct));
         root.Subcommands.Add(run);
         root.Subcommands.Add(migrate);
+        root.Subcommands.Add(status);
         root.TreatUnmatchedTokensAsErrors = false;
         root.SetAction((parse, ct) => RunAsync(parse.UnmatchedTokens.ToArray(), ct));
         return root;

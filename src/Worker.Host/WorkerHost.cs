@@ -25,6 +25,7 @@ public static class WorkerHost
         builder.AddWorkerMessaging();
         builder.AddGongClient();
         builder.AddDispatch();
+        builder.AddWorkerOperations();
         return builder;
     }
 
@@ -33,5 +34,6 @@ public static class WorkerHost
     public static void MapEndpoints(WebApplication app)
     {
         ArgumentNullException.ThrowIfNull(app);
+        app.MapWorkerOperationsEndpoints();
     }
 }

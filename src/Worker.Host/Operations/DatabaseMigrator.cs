@@ -13,6 +13,7 @@ public static class DatabaseMigrator
     public static async Task<int> MigrateAsync(string[] args, CancellationToken cancellationToken)
     {
         var builder = Microsoft.Extensions.Hosting.Host.CreateApplicationBuilder(args);
+        builder.AddWorkerLogging();
         builder.AddWorkerPersistence();
         using var host = builder.Build();
         var factory = host.Services.GetRequiredService<IDbContextFactory<WorkerDbContext>>();

@@ -1,0 +1,178 @@
+using System.Diagnostics.Metrics;
+using Microsoft.Extensions.Options;
+using Npgsql;
+using Worker.Host.Gong;
+
+namespace Worker.Host.Operations;
+
+/// <summary>
+/// Observable gauges on the <c>Worker</c> meter whose values come from Postgres, read every
+/// <see cref="OperationsOptions.GaugeRefreshInterval"/> (default 15 s) by this background service, plus two read live
+/// from the process. Prometheus names: <c>worker_backlog_prospects{state}</c>, <c>worker_backlog_oldest_pending_age_seconds</c>,
+/// <c>worker_outbox_unpublished</c>, <c>worker_outbox_oldest_unpublished_age_seconds</c>,
+/// <c>worker_rate_gate_blocked_remaining_seconds</c>, <c>worker_rate_gate_calls_today</c>, <c>worker_gong_paused</c>,
+/// <c>worker_dispatch_heartbeat_age_seconds</c>, <c>worker_gauges_sample_age_seconds</c>.
+/// The figures are the whole database's (every replica reports the same values): aggregate with max, not sum.
+/// </summary>
+internal sealed partial class DatabaseGauges : BackgroundService
+{
+    private const string SampleSql = """
+        SELECT status, count(*) FROM prospect_assignments WHERE status IN ('Pending', 'InFlight') GROUP BY status;
+        SELECT min(created_at) FROM prospect_assignments WHERE status = 'Pending';
+        SELECT count(*), min(created_at) FROM outbox_messages WHERE published_at IS NULL;
+        SELECT blocked_until, day, day_call_count FROM rate_gate WHERE id = 1;
+        """;
+
+    private readonly NpgsqlDataSource dataSource;
+    private readonly TimeProvider timeProvider;
+    private readonly IOptions<OperationsOptions> options;
+    private readonly IServiceProvider services;
+    private readonly DispatchHeartbeat heartbeat;
+    private readonly ILogger<DatabaseGauges> logger;
+    private volatile Snapshot? snapshot;
+
+    public DatabaseGauges(
+        IMeterFactory meterFactory,
+        NpgsqlDataSource dataSource,
+        TimeProvider timeProvider,
+        IOptions<OperationsOptions> options,
+        IServiceProvider services,
+        DispatchHeartbeat heartbeat,
+        ILogger<DatabaseGauges> logger)
+    {
+        this.dataSource = dataSource;
+        this.timeProvider = timeProvider;
+        this.options = options;
+        this.services = services;
+        this.heartbeat = heartbeat;
+        this.logger = logger;
+
+        // The factory hands back the same Meter for the same name, so these join WorkerMetrics' instruments.
+        var meter = meterFactory.Create(WorkerMetrics.MeterName);
+        meter.CreateObservableGauge("worker.backlog.prospects", ObserveBacklog, "{prospect}",
+            "Prospects not yet final, by state (Pending, InFlight); whole database.");
+        meter.CreateObservableGauge("worker.backlog.oldest_pending.age", () => Observe(s => s.OldestPendingAgeSeconds), "s",
+            "Age of the oldest Pending prospect (0 when none).");
+        meter.CreateObservableGauge("worker.outbox.unpublished", () => Observe(s => (double)s.OutboxUnpublished), "{message}",
+            "Outbox rows committed but not yet published.");
+        meter.CreateObservableGauge("worker.outbox.oldest_unpublished.age", () => Observe(s => s.OldestUnpublishedAgeSeconds), "s",
+            "Age of the oldest unpublished outbox row (0 when none): the relay's lag.");
+        meter.CreateObservableGauge("worker.rate_gate.blocked_remaining", ObserveBlockedRemaining, "s",
+            "Seconds until the shared rate gate opens again after a 429 Retry-After (0 when open).");
+        meter.CreateObservableGauge("worker.rate_gate.calls_today", () => Observe(s => (double)s.CallsToday), "{call}",
+            "Gong calls counted by the shared rate gate on its current day (against Gong:DailyCallLimit).");
+        meter.CreateObservableGauge("worker.gong.paused", ObservePaused, "{pause}",
+            "1 while dispatch is paused because Gong answered 401 (credentials), else 0.");
+        meter.CreateObservableGauge("worker.dispatch.heartbeat.age", ObserveHeartbeatAge, "s",
+            "Seconds since the dispatch loop last turned in this replica.");
+        meter.CreateObservableGauge("worker.gauges.sample.age", ObserveSampleAge, "s",
+            "Seconds since the database gauges were last read successfully.");
+    }
+
+    /// <summary>Reads the figures once; exposed for tests.</summary>
+    internal async Task SampleAsync(CancellationToken cancellationToken)
+    {
+        var now = timeProvider.GetUtcNow();
+        await using var connection = await dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
+        await using var command = new NpgsqlCommand(SampleSql, connection);
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+        long pending = 0, inFlight = 0;
+        while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+        {
+            var count = reader.GetInt64(1);
+            if (reader.GetString(0) == "Pending")
+            {
+                pending = count;
+            }
+            else
+            {
+                inFlight = count;
+            }
+        }
+
+        await reader.NextResultAsync(cancellationToken).ConfigureAwait(false);
+        await reader.ReadAsync(cancellationToken).ConfigureAwait(false);
+        var oldestPending = reader.IsDBNull(0) ? (DateTimeOffset?)null : reader.GetFieldValue<DateTimeOffset>(0);
+
+        await reader.NextResultAsync(cancellationToken).ConfigureAwait(false);
+        await reader.ReadAsync(cancellationToken).ConfigureAwait(false);
+        var unpublished = reader.GetInt64(0);
+        var oldestUnpublished = reader.IsDBNull(1) ? (DateTimeOffset?)null : reader.GetFieldValue<DateTimeOffset>(1);
+
+        await reader.NextResultAsync(cancellationToken).ConfigureAwait(false);
+        DateTimeOffset? blockedUntil = null;
+        long callsToday = 0;
+        if (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+        {
+            blockedUntil = reader.IsDBNull(0) ? null : reader.GetFieldValue<DateTimeOffset>(0);
+            var day = reader.GetFieldValue<DateOnly>(1);
+            callsToday = day == DateOnly.FromDateTime(now.UtcDateTime) ? reader.GetInt32(2) : 0;
+        }
+
+        snapshot = new Snapshot(
+            now,
+            pending,
+            inFlight,
+            AgeSeconds(now, oldestPending),
+            unpublished,
+            AgeSeconds(now, oldestUnpublished),
+            blockedUntil,
+            callsToday);
+    }
+
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        using var timer = new PeriodicTimer(options.Value.GaugeRefreshInterval, timeProvider);
+        do
+        {
+            try
+            {
+                await SampleAsync(stoppingToken).ConfigureAwait(false);
+            }
+            catch (Exception ex) when (ex is NpgsqlException or TimeoutException or InvalidOperationException && !stoppingToken.IsCancellationRequested)
+            {
+                // Postgres down shows in readiness; the gauges keep their last values and the sample age grows.
+                LogSampleFailed(logger, ex.GetType().Name, ex.Message);
+            }
+        }
+        while (await timer.WaitForNextTickAsync(stoppingToken).ConfigureAwait(false));
+    }
+
+    private static double AgeSeconds(DateTimeOffset now, DateTimeOffset? since) =>
+        since is { } value ? Math.Max(0, (now - value).TotalSeconds) : 0;
+
+    private IEnumerable<Measurement<double>> Observe(Func<Snapshot, double> value) =>
+        snapshot is { } s ? [new Measurement<double>(value(s))] : [];
+
+    private IEnumerable<Measurement<long>> ObserveBacklog() =>
+        snapshot is { } s
+            ? [new Measurement<long>(s.Pending, new KeyValuePair<string, object?>("state", "Pending")),
+               new Measurement<long>(s.InFlight, new KeyValuePair<string, object?>("state", "InFlight"))]
+            : [];
+
+    private IEnumerable<Measurement<double>> ObserveBlockedRemaining() =>
+        snapshot is { } s
+            ? [new Measurement<double>(s.BlockedUntil is { } until ? Math.Max(0, (until - timeProvider.GetUtcNow()).TotalSeconds) : 0)]
+            : [];
+
+    private int ObservePaused() => services.GetService<IGongDispatchState>()?.Pause is null ? 0 : 1;
+
+    private IEnumerable<Measurement<double>> ObserveHeartbeatAge() =>
+        heartbeat.LastBeat is { } last ? [new Measurement<double>((timeProvider.GetUtcNow() - last).TotalSeconds)] : [];
+
+    private IEnumerable<Measurement<double>> ObserveSampleAge() =>
+        snapshot is { } s ? [new Measurement<double>((timeProvider.GetUtcNow() - s.SampledAt).TotalSeconds)] : [];
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Reading the database gauges failed ({errorType}: {error}); keeping the last values.")]
+    private static partial void LogSampleFailed(ILogger logger, string errorType, string error);
+
+    private sealed record Snapshot(
+        DateTimeOffset SampledAt,
+        long Pending,
+        long InFlight,
+        double OldestPendingAgeSeconds,
+        long OutboxUnpublished,
+        double OldestUnpublishedAgeSeconds,
+        DateTimeOffset? BlockedUntil,
+        long CallsToday);
+}

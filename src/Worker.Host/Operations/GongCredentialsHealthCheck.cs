@@ -1,0 +1,37 @@
+using System.Globalization;
+using Microsoft.Extensions.Diagnostics.HealthChecks;
+using Worker.Host.Gong;
+
+namespace Worker.Host.Operations;
+
+/// <summary>
+/// Readiness entry for Gong: Degraded with Gong's reason while dispatch is paused after a 401 (credentials), else
+/// Healthy; the shared rate gate's blocked-until (a 429's Retry-After) is reported as data, never as a failure, since
+/// waiting it out is normal operation. Degraded keeps <c>/health/ready</c> at 200: a credentials problem is the same
+/// for every replica, restarting or unrouting pods cannot fix it, and the body and the <c>worker_gong_paused</c>
+/// gauge make it visible. <see cref="IGongDispatchState"/> is resolved optionally so the host works without a Gong client.
+/// </summary>
+internal sealed class GongCredentialsHealthCheck(IServiceProvider services) : IHealthCheck
+{
+    public async Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default)
+    {
+        var state = services.GetService<IGongDispatchState>();
+        if (state is null)
+        {
+            return HealthCheckResult.Healthy("No Gong client registered.");
+        }
+
+        var data = new Dictionary<string, object>();
+        var blockedUntil = await state.GetBlockedUntilAsync(cancellationToken).ConfigureAwait(false);
+        data["rateGateBlockedUntil"] = blockedUntil?.ToString("O", CultureInfo.InvariantCulture) ?? "none";
+        if (state.Pause is { } pause)
+        {
+            data["pausedSince"] = pause.Since.ToString("O", CultureInfo.InvariantCulture);
+            data["nextProbeAt"] = pause.NextProbeAt.ToString("O", CultureInfo.InvariantCulture);
+            return HealthCheckResult.Degraded(
+                $"Gong refused the credentials (401): dispatch paused, prospects stay Pending. Reason: {pause.Reason}", data: data);
+        }
+
+        return HealthCheckResult.Healthy("Gong calls allowed.", data);
+    }
+}

@@ -1,0 +1,111 @@
+using Microsoft.AspNetCore.Diagnostics.HealthChecks;
+using Microsoft.Extensions.Diagnostics.HealthChecks;
+using Microsoft.Extensions.Options;
+using Npgsql;
+using OpenTelemetry.Metrics;
+using OpenTelemetry.Resources;
+
+namespace Worker.Host.Operations;
+
+/// <summary>
+/// The operational shell: JSON logs on stdout, health checks, OpenTelemetry metrics in Prometheus format, the
+/// database gauges and the graceful-shutdown timeout (section <see cref="OperationsOptions.SectionName"/>).
+/// </summary>
+public static class OperationsExtensions
+{
+    /// <summary>Service name reported as the OpenTelemetry resource (<c>service.name</c>).</summary>
+    public const string ServiceName = "gong-flow-worker";
+
+    /// <summary>Adds logging, health checks, metrics and shutdown settings.</summary>
+    /// <param name="builder">The host builder (a <c>NpgsqlDataSource</c> must be registered, see AddWorkerPersistence).</param>
+    public static IHostApplicationBuilder AddWorkerOperations(this IHostApplicationBuilder builder)
+    {
+        ArgumentNullException.ThrowIfNull(builder);
+        builder.Services.AddOptions<OperationsOptions>()
+            .BindConfiguration(OperationsOptions.SectionName)
+            .ValidateDataAnnotations()
+            .ValidateOnStart();
+
+        // SIGTERM: the host gives hosted services this long to stop (dispatch finishes or releases its batches,
+        // the relay flushes) before it gives up; Kubernetes' grace period must exceed it.
+        builder.Services.AddOptions<HostOptions>()
+            .Configure<IOptions<OperationsOptions>>((host, operations) => host.ShutdownTimeout = operations.Value.ShutdownTimeout);
+
+        builder.AddWorkerLogging();
+
+        builder.Services.AddHealthChecks()
+            .AddNpgSql(name: "postgres", tags: [HealthEndpoints.ReadyTag])
+            .AddCheck<DispatchHeartbeatHealthCheck>("dispatch", tags: [HealthEndpoints.ReadyTag])
+            .AddCheck<GongCredentialsHealthCheck>("gong", tags: [HealthEndpoints.ReadyTag])
+            .AddCheck<ShutdownHealthCheck>("shutdown", tags: [HealthEndpoints.ReadyTag]);
+
+        // Every check (MassTransit's bus check included, registered by AddMassTransit) gets the same time limit.
+        builder.Services.AddOptions<HealthCheckServiceOptions>()
+            .PostConfigure<IOptions<OperationsOptions>>((health, operations) =>
+            {
+                foreach (var registration in health.Registrations.Where(r => r.Timeout == Timeout.InfiniteTimeSpan))
+                {
+                    registration.Timeout = operations.Value.HealthCheckTimeout;
+                }
+            });
+
+        builder.Services.AddSingleton<DatabaseGauges>();
+        builder.Services.AddHostedService(sp => sp.GetRequiredService<DatabaseGauges>());
+
+        builder.Services.AddOpenTelemetry()
+            .ConfigureResource(resource => resource.AddService(ServiceName))
+            .WithMetrics(metrics => metrics
+                .AddMeter(WorkerMetrics.MeterName)
+                .AddMeter("MassTransit")
+                .AddAspNetCoreInstrumentation()
+                .AddHttpClientInstrumentation()
+                .AddRuntimeInstrumentation()
+                .AddNpgsqlInstrumentation()
+                .AddPrometheusExporter());
+        return builder;
+    }
+
+    /// <summary>
+    /// Structured JSON logs on stdout, one object per line, with scopes (<see cref="LogScopes"/>) and UTC timestamps.
+    /// Used by every subcommand that logs.
+    /// </summary>
+    /// <param name="builder">The host builder.</param>
+    public static IHostApplicationBuilder AddWorkerLogging(this IHostApplicationBuilder builder)
+    {
+        ArgumentNullException.ThrowIfNull(builder);
+        builder.Logging.ClearProviders();
+        builder.Logging.AddJsonConsole(options =>
+        {
+            options.IncludeScopes = true;
+            options.UseUtcTimestamp = true;
+            options.TimestampFormat = "yyyy-MM-dd'T'HH:mm:ss.fff'Z'";
+            options.JsonWriterOptions = new System.Text.Json.JsonWriterOptions { Indented = false };
+        });
+        return builder;
+    }
+
+    /// <summary>Maps <c>/health/live</c>, <c>/health/ready</c> and <c>/metrics</c>.</summary>
+    /// <param name="app">The built application.</param>
+    public static WebApplication MapWorkerOperationsEndpoints(this WebApplication app)
+    {
+        ArgumentNullException.ThrowIfNull(app);
+        app.MapHealthChecks(HealthEndpoints.LivePath, new HealthCheckOptions
+        {
+            Predicate = _ => false,
+            ResponseWriter = HealthResponseWriter.WriteAsync,
+        });
+        app.MapHealthChecks(HealthEndpoints.ReadyPath, new HealthCheckOptions
+        {
+            Predicate = registration => registration.Tags.Contains(HealthEndpoints.ReadyTag),
+            ResponseWriter = HealthResponseWriter.WriteAsync,
+            ResultStatusCodes =
+            {
+                [HealthStatus.Healthy] = StatusCodes.Status200OK,
+                [HealthStatus.Degraded] = StatusCodes.Status200OK,
+                [HealthStatus.Unhealthy] = StatusCodes.Status503ServiceUnavailable,
+            },
+        });
+        app.MapPrometheusScrapingEndpoint(HealthEndpoints.MetricsPath);
+        return app;
+    }
+}
