@@ -75,6 +75,8 @@ if [ "$(psql_admin -c "SELECT 1 FROM pg_roles WHERE rolname='$PG_USER'")" != "1"
   log "creating role $PG_USER"
   psql_admin -c "CREATE ROLE \"$PG_USER\" LOGIN CREATEDB PASSWORD '$PG_PASSWORD'"
 fi
+# Tests drop their databases WITH (FORCE), which must be allowed to end the worker role's other sessions.
+psql_admin -c "GRANT pg_signal_backend TO \"$PG_USER\"" >/dev/null
 if [ "$(psql_admin -c "SELECT 1 FROM pg_database WHERE datname='$PG_DB'")" != "1" ]; then
   log "creating database $PG_DB"
   psql_admin -c "CREATE DATABASE \"$PG_DB\" OWNER \"$PG_USER\""

@@ -122,10 +122,23 @@ public sealed class TestServices
 
     internal async Task DropDatabaseAsync(string name)
     {
-        await using var admin = new NpgsqlConnection(PostgresAdminConnectionString);
-        await admin.OpenAsync().ConfigureAwait(false);
-        await using var drop = new NpgsqlCommand($"DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)", admin);
-        await drop.ExecuteNonQueryAsync().ConfigureAwait(false);
+        // A session still closing (pooled connections of a host being stopped) can make the forced drop fail
+        // for a moment; retry briefly. A database left behind is removed by the stale-database sweep of a later run.
+        for (var attempt = 1; ; attempt++)
+        {
+            try
+            {
+                await using var admin = new NpgsqlConnection(PostgresAdminConnectionString);
+                await admin.OpenAsync().ConfigureAwait(false);
+                await using var drop = new NpgsqlCommand($"DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)", admin);
+                await drop.ExecuteNonQueryAsync().ConfigureAwait(false);
+                return;
+            }
+            catch (PostgresException ex) when (attempt < 5 && ex.SqlState is PostgresErrorCodes.InsufficientPrivilege or PostgresErrorCodes.ObjectInUse)
+            {
+                await Task.Delay(TimeSpan.FromMilliseconds(200 * attempt)).ConfigureAwait(false);
+            }
+        }
     }
 
     internal async Task DeleteVirtualHostAsync(string name)

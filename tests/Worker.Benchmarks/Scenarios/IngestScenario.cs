@@ -129,6 +129,7 @@ internal sealed class IngestScenario : IScenario
         [
             $"--ConnectionStrings:Postgres={database.ConnectionString}",
             "--Urls=http://127.0.0.1:0",
+            .. WorkerSettings.IngestOnly,
             "--Logging:LogLevel:Default=Warning",
             .. vhost.ToWorkerConfiguration().Select(kv => $"--{kv.Key}={kv.Value}"),
         ];

@@ -67,6 +67,7 @@ internal sealed class IngestHarness : IAsyncDisposable
         [
             $"--ConnectionStrings:Postgres={connectionString}",
             "--Urls=http://127.0.0.1:0",
+            .. WorkerSettings.IngestOnly,
             .. VirtualHost.ToWorkerConfiguration().Select(kv => $"--{kv.Key}={kv.Value}"),
             .. settings,
         ];
