@@ -37,8 +37,8 @@ trap cleanup EXIT
 
 echo "Starting the Gong simulator on $sim_url (limit $rate calls/s; log: .demo/simulator.log)..."
 dotnet tests/Gong.Simulator/bin/Release/net10.0/Gong.Simulator.dll --urls "$sim_url" \
-  --Simulator:RateLimit:CallsPerSecond="$rate" --Simulator:RateLimit:CallsPerDay=1000000 \
-  --Simulator:Faults:MinLatencyMs=80 --Simulator:Faults:MaxLatencyMs=400 \
+  --rps "$rate" --daily-limit 0 --latency-min-ms 80 --latency-max-ms 400 \
+  --Simulator:Flows:0:Id=1695493301223599999 --Simulator:Flows:0:Name="Exclusive nurture" --Simulator:Flows:0:Exclusive=true \
   >"$logs/simulator.log" 2>&1 &
 pids+=($!)
 

@@ -9,7 +9,9 @@ internal sealed class SimulatorClient(Uri baseUrl) : IAsyncDisposable
 
     public async Task SeedExclusiveAsync(string flowId, IReadOnlyList<string> prospects, CancellationToken cancellationToken)
     {
-        using var response = await http.PostAsJsonAsync("/_sim/seed", new { flowId, exclusive = true, crmProspectIds = prospects }, cancellationToken);
+        // The flow is declared exclusive in the simulator's start options (scripts/demo.sh).
+        var seeds = prospects.Select(id => new { crmProspectId = id, flowId, ownerEmail = "seed-owner@example.com", status = "Running" });
+        using var response = await http.PostAsJsonAsync("/_sim/assignments", seeds, cancellationToken);
         response.EnsureSuccessStatusCode();
     }
 
