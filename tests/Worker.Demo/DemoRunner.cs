@@ -19,7 +19,7 @@ internal sealed class DemoRunner(DemoSettings settings)
     {
         var runId = DateTimeOffset.UtcNow.ToString("MMddHHmmss", CultureInfo.InvariantCulture);
         var workload = Workload.Create(runId, settings.Requests, settings.Pairs, settings.Seed);
-        var prospects = workload.Requests.Sum(r => r.CrmProspectIds.Count);
+        var prospects = workload.Requests.Sum(r => r.CrmProspectIds?.Count ?? 0);
         await output.WriteLineAsync($"Demo run {runId}: {workload.Requests.Count:N0} requests, {prospects:N0} prospect ids over {settings.Pairs} flow/owner pairs.");
         await output.WriteLineAsync($"Gong simulator at {settings.Simulator} with its rate limit raised to {settings.CallsPerSecondLimit:0.#} calls/s for the demo (real Gong: 3 calls/s).");
 
