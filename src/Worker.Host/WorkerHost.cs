@@ -12,11 +12,17 @@ namespace Worker.Host;
 /// </summary>
 public static class WorkerHost
 {
+    /// <summary>
+    /// The folder of the worker's binaries, where <c>appsettings.json</c> is: the content root of every subcommand, so
+    /// the settings file applies whatever the working directory (e.g. <c>dotnet path/to/Worker.Host.dll</c> from the repository root).
+    /// </summary>
+    public static string ContentRoot => AppContext.BaseDirectory;
+
     /// <summary>Creates a builder with every worker service registered; callers may add configuration before <c>Build</c>.</summary>
     /// <param name="args">Configuration arguments (e.g. <c>--RabbitMq:Host=…</c>).</param>
     public static WebApplicationBuilder CreateBuilder(string[] args)
     {
-        var builder = WebApplication.CreateBuilder(args);
+        var builder = WebApplication.CreateBuilder(new WebApplicationOptions { Args = args, ContentRootPath = ContentRoot });
         builder.Services.AddSingleton(TimeProvider.System);
         builder.Services.AddSingleton<WorkerMetrics>();
         builder.Services.AddSingleton<DispatchHeartbeat>();

@@ -12,7 +12,7 @@ public static class DatabaseMigrator
     /// <param name="cancellationToken">Stops the migration.</param>
     public static async Task<int> MigrateAsync(string[] args, CancellationToken cancellationToken)
     {
-        var builder = Microsoft.Extensions.Hosting.Host.CreateApplicationBuilder(args);
+        var builder = Microsoft.Extensions.Hosting.Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { Args = args, ContentRootPath = WorkerHost.ContentRoot });
         builder.AddWorkerLogging();
         builder.AddWorkerPersistence();
         using var host = builder.Build();
