@@ -108,7 +108,11 @@ internal sealed partial class OutboxRelayService(
             LogPublishFailed(failed[0].Error!, failed.Count, rows.Count);
             await using var mark = dataSource.CreateCommand(FailedSql);
             mark.Parameters.AddWithValue("ids", failed.Select(f => f.Row.Id).ToArray());
-            mark.Parameters.AddWithValue("available_at", failed.Select(f => done + RetryDelay(f.Row.Attempts)).ToArray());
+            // A publish cut short by the caller (the stop signal ending the loop's round, or the flush's time limit) is
+            // not the broker failing: the row is due again at once, so the flush that follows the stop, or the next
+            // replica, publishes it without a retry wait.
+            var stopped = cancellationToken.IsCancellationRequested;
+            mark.Parameters.AddWithValue("available_at", failed.Select(f => stopped && f.Error is OperationCanceledException ? done : done + RetryDelay(f.Row.Attempts)).ToArray());
             mark.Parameters.AddWithValue("errors", failed.Select(f => Describe(f.Error!)).ToArray());
             await mark.ExecuteNonQueryAsync(CancellationToken.None).ConfigureAwait(false);
         }

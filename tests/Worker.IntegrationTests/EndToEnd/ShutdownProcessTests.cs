@@ -71,7 +71,7 @@ public sealed class ShutdownProcessTests(ITestOutputHelper output)
             Assert.True(stopwatch.Elapsed < ShutdownTimeout + TimeSpan.FromSeconds(2), $"exit took {stopwatch.Elapsed}");
             Assert.True(first.ExitCode == 0, $"exit code {first.ExitCode} after {stopwatch.Elapsed}:\n{first.Tail()}");
             output.WriteLine($"first worker exited {stopwatch.Elapsed.TotalSeconds:0.00} s after SIGTERM with code {first.ExitCode}");
-            foreach (var line in first.Output.Where(l => l.Contains("\"Warning\"", StringComparison.Ordinal) || l.Contains("shutdown", StringComparison.OrdinalIgnoreCase) || l.Contains("releas", StringComparison.OrdinalIgnoreCase)).TakeLast(30))
+            foreach (var line in first.Output.Where(l => l.Contains("\"Warning\"", StringComparison.Ordinal) || l.Contains("\"Error\"", StringComparison.Ordinal)).TakeLast(30))
             {
                 output.WriteLine(line);
             }
