@@ -83,6 +83,8 @@ internal sealed class Summary
             output.WriteLine(string.Format(c, "  {0,-12} {1,-22} {2,8:N0}", status, code, count));
         }
 
+        output.WriteLine("  (the workload contains on purpose: invalid requests and ids -> Rejected; prospects already in an");
+        output.WriteLine("   exclusive flow, or requested again after Gong assigned them -> NotAssigned/InvalidState)");
         output.WriteLine("Gong calls");
         foreach (var (endpoint, http, n, p) in calls)
         {
