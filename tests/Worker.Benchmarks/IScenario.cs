@@ -25,6 +25,8 @@ internal sealed class ScenarioContext(Worker.Testing.TestServices services, IRea
 {
     public Worker.Testing.TestServices Services { get; } = services;
 
+    public string? GetString(string key) => options.TryGetValue(key, out var value) ? value : null;
+
     public int GetInt(string key, int fallback) =>
         options.TryGetValue(key, out var value) ? int.Parse(value, System.Globalization.CultureInfo.InvariantCulture) : fallback;
 }

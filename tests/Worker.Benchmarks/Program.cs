@@ -3,11 +3,12 @@ using Worker.Benchmarks;
 using Worker.Benchmarks.Scenarios;
 using Worker.Testing;
 
-// Usage: Worker.Benchmarks [scenario ...] [--key=value ...]; no scenario name runs them all.
+// Usage: Worker.Benchmarks [all | scenario ...] [--key=value ...]; `all` (or no scenario name) runs them all.
 // Services come from TEST_POSTGRES / TEST_RABBITMQ / TEST_RABBITMQ_MANAGEMENT (scripts/services-up.sh).
-IScenario[] all = [new IngestScenario()];
+IScenario[] all = [new IngestScenario(), new DrainScenario(), new LatencyScenario(), new RssScenario()];
 
-var names = args.Where(a => !a.StartsWith("--", StringComparison.Ordinal)).ToHashSet(StringComparer.OrdinalIgnoreCase);
+var names = args.Where(a => !a.StartsWith("--", StringComparison.Ordinal) && !a.Equals("all", StringComparison.OrdinalIgnoreCase))
+    .ToHashSet(StringComparer.OrdinalIgnoreCase);
 var options = args.Where(a => a.StartsWith("--", StringComparison.Ordinal) && a.Contains('=', StringComparison.Ordinal))
     .Select(a => a[2..].Split('=', 2)).ToDictionary(p => p[0], p => p[1], StringComparer.OrdinalIgnoreCase);
 var selected = names.Count == 0 ? all : all.Where(s => names.Contains(s.Name)).ToArray();

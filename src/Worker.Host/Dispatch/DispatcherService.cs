@@ -135,7 +135,8 @@ internal sealed partial class DispatcherService(
         foreach (var group in groups)
         {
             var dueAt = group.Oldest + settings.MaxBatchDelay;
-            if (group.Eligible >= settings.MaxBatchSize || (group.Eligible > 0 && dueAt <= now))
+            // Eligible is null when the store found the group due on its (later) clock reading.
+            if (group.Eligible is null || group.Eligible >= settings.MaxBatchSize || (group.Eligible > 0 && dueAt <= now))
             {
                 ready.Add(group);
             }

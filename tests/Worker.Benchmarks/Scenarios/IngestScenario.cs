@@ -22,7 +22,7 @@ namespace Worker.Benchmarks.Scenarios;
 /// first, then a consumer drains them; prospects persisted per second are measured from the moment the consumer
 /// is up until the last row is committed. Runs the worker's consumer (real host wiring, group commit) and a naive
 /// consumer (EF Core, one SaveChanges per message, same prefetch) in the same run, each on a fresh vhost and database.
-/// Options: <c>--messages=N</c> (default 20,000), <c>--naive-messages=N</c> (default 4,000), <c>--prospects=P</c> (default 10).
+/// Options: <c>--messages=N</c> (default 10,000), <c>--naive-messages=N</c> (default 2,000), <c>--prospects=P</c> (default 10).
 /// </summary>
 internal sealed class IngestScenario : IScenario
 {
@@ -34,8 +34,8 @@ internal sealed class IngestScenario : IScenario
 
     public async Task<IReadOnlyList<ResultRow>> RunAsync(ScenarioContext context, CancellationToken cancellationToken)
     {
-        var messages = context.GetInt("messages", 20_000);
-        var naiveMessages = context.GetInt("naive-messages", 4_000);
+        var messages = context.GetInt("messages", 10_000);
+        var naiveMessages = context.GetInt("naive-messages", 2_000);
         var prospects = context.GetInt("prospects", 10);
 
         var worker = await MeasureAsync(context.Services, messages, prospects, StartWorkerAsync);

@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Every benchmark in one run, one table: brings up PostgreSQL and RabbitMQ on loopback (or reuses them), builds the
+# worker and the scenario runner in Release, then runs every scenario (tests/Worker.Benchmarks; README "Benchmarks").
+# Extra arguments go to the runner, e.g. `scripts/bench.sh drain --drain-rps=30` or `scripts/bench.sh all --rss-seconds=60`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+eval "$(scripts/services-up.sh)"
+dotnet build src/Worker.Host -c Release -nologo -v quiet
+dotnet build tests/Worker.Benchmarks -c Release -nologo -v quiet
+args=("$@")
+[ ${#args[@]} -gt 0 ] || args=(all)
+dotnet run -c Release --no-build --project tests/Worker.Benchmarks -- "${args[@]}"

@@ -1,0 +1,95 @@
+using System.Diagnostics;
+using Worker.Testing;
+using static Worker.Benchmarks.Scenarios.BenchSupport;
+
+namespace Worker.Benchmarks.Scenarios;
+
+/// <summary>
+/// Draining a backlog through the simulator: requests of 1–500 prospects over G (flow, owner) groups of random sizes are
+/// ingested first (dispatch off), then a full worker (real host wiring) drains them against the simulator at
+/// <c>--drain-rps</c> calls/s (default 3, Gong's limit; the worker's gate is set to the same). Measures calls used
+/// against the minimum Σ⌈n_group/200⌉, mean fill, achieved calls/s, 429s (gong_calls and the simulator) and
+/// duplicate assigns seen by the simulator.
+/// Options: <c>--drain-groups=G</c> (20), <c>--drain-prospects=N</c> (20,000), <c>--drain-rps=R</c> (3).
+/// </summary>
+internal sealed class DrainScenario : IScenario
+{
+    public string Name => "drain";
+
+    public string Description => "a backlog over several (flow, owner) groups drained through the Gong simulator at its rate limit";
+
+    public async Task<IReadOnlyList<ResultRow>> RunAsync(ScenarioContext context, CancellationToken cancellationToken)
+    {
+        var groups = context.GetInt("drain-groups", 20);
+        var total = context.GetInt("drain-prospects", 20_000);
+        var rps = context.GetInt("drain-rps", 3);
+
+        await using var database = await context.Services.CreateDatabaseAsync();
+        await using var vhost = await context.Services.CreateVirtualHostAsync();
+        await using var simulator = await StartSimulatorAsync(rps);
+
+        // Random group sizes (fixed seed), each group split into requests of 1–500 prospects.
+        var random = new Random(20261129);
+        var weights = Enumerable.Range(0, groups).Select(_ => 0.2 + (1.6 * random.NextDouble())).ToArray();
+        var sizes = weights.Select(w => (int)Math.Round(total * w / weights.Sum())).ToArray();
+        var bodies = new List<byte[]>();
+        for (var g = 0; g < groups; g++)
+        {
+            var flow = (1_695_493_301_223_500_000L + g).ToString(Invariant);
+            var owner = $"owner{g}@example.com";
+            for (var next = 0; next < sizes[g];)
+            {
+                var count = Math.Min(sizes[g] - next, random.Next(1, 501));
+                bodies.Add(PlainJson($"drain-{g:D3}-{next:D6}", flow, owner, Enumerable.Range(next, count).Select(i => $"0035g{g:D3}{i:D9}")));
+                next += count;
+            }
+        }
+
+        // The backlog: everything stored first by an ingest-only worker.
+        await (await StartWorkerAsync(database, vhost, WorkerSettings.IngestOnly)).DisposeAsync();
+        await PublishAndWaitQueuedAsync(vhost, bodies);
+        await using (await StartWorkerAsync(database, vhost, WorkerSettings.IngestOnly))
+        {
+            await WaitUntilAsync(
+                async () => await ScalarAsync<long>(database, "SELECT count(*) FROM assignment_requests") >= bodies.Count,
+                TimeSpan.FromMinutes(5),
+                "the backlog to be stored");
+        }
+
+        var prospects = await ScalarAsync<long>(database, "SELECT count(*) FROM prospect_assignments WHERE status = 'Pending'");
+        var minimum = await ScalarAsync<long>(database,
+            "SELECT sum(ceil(n / 200.0))::bigint FROM (SELECT count(DISTINCT crm_prospect_id) AS n FROM prospect_assignments GROUP BY flow_id, owner_email) g");
+        Console.Error.WriteLine($"drain: {bodies.Count} requests, {prospects} prospects over {groups} groups stored; minimum {minimum} calls");
+
+        var stopwatch = Stopwatch.StartNew();
+        await using (await StartWorkerAsync(database, vhost, GongSettings(simulator, rps).Select(kv => $"--{kv.Key}={kv.Value}")))
+        {
+            await WaitUntilAsync(
+                async () => await ScalarAsync<long>(database, "SELECT count(*) FROM assignment_requests WHERE status IS NULL") == 0,
+                TimeSpan.FromMinutes(15),
+                "every request to complete");
+            stopwatch.Stop();
+        }
+
+        var assignCalls = await ScalarAsync<long>(database, "SELECT count(*) FROM gong_calls WHERE endpoint = 'assign'");
+        var allCalls = await ScalarAsync<long>(database, "SELECT count(*) FROM gong_calls");
+        var throttled = await ScalarAsync<long>(database, "SELECT count(*) FROM gong_calls WHERE http_status = 429");
+        var meanFill = await ScalarAsync<double>(database, "SELECT coalesce(avg(prospect_count), 0)::float8 FROM gong_calls WHERE endpoint = 'assign' AND http_status = 200");
+        var span = await ScalarAsync<double>(database, "SELECT coalesce(extract(epoch FROM max(started_at) - min(started_at)), 0)::float8 FROM gong_calls");
+        var assigned = await ScalarAsync<long>(database, "SELECT count(*) FROM prospect_assignments WHERE status = 'Assigned'");
+        var stats = simulator.State.GetStats();
+        var callsPerSecond = span > 0 ? (allCalls - 1) / span : 0;
+        Console.Error.WriteLine($"drain: {assignCalls} assign calls (minimum {minimum}), {callsPerSecond:F2} calls/s, fill {meanFill:F1}, {stopwatch.Elapsed.TotalSeconds:F1} s");
+
+        var limit = rps == 3 ? "Gong's real limit, 3 calls/s" : $"raised limit {rps} calls/s (worker gate set equally)";
+        return
+        [
+            new(Name, "prospects drained", $"{N0(assigned)} / {N0(prospects)}", $"{groups} groups, {bodies.Count:N0} requests of 1-500, assigned / pending at start; {F(stopwatch.Elapsed.TotalSeconds, 1)} s; {limit}, sim latency 200-800 ms"),
+            new(Name, "Gong assign calls / minimum", $"{assignCalls} / {minimum}", $"minimum = sum of ceil(n_group/200); {allCalls - assignCalls} lookups"),
+            new(Name, "mean fill", F(meanFill, 1), "prospects per answered assign call (max 200)"),
+            new(Name, "achieved calls/s", F(callsPerSecond, 2), $"limit {rps}; (calls-1) / first-to-last call start; sim max accepted in any 1 s: {stats.MaxAcceptedCallsInAnyOneSecond}"),
+            new(Name, "429s (gong_calls / simulator)", $"{throttled} / {stats.RateLimitedCalls}", "expected 0 / 0"),
+            new(Name, "duplicate assigns", stats.DuplicateOfApiAssignmentAttempts.ToString(Invariant), "simulator duplicateOfApiAssignmentAttempts; must be 0"),
+        ];
+    }
+}
