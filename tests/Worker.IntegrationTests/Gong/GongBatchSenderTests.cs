@@ -11,6 +11,7 @@ using Worker.Testing;
 namespace Worker.IntegrationTests.Gong;
 
 /// <summary>The Gong client against a stub on loopback and a real Postgres rate gate (issue 4's list, one test per case).</summary>
+[Collection(SerialCollection.Name)]
 public sealed class GongBatchSenderTests
 {
     private static readonly string Flow = GongReplica.FlowId;

@@ -8,7 +8,7 @@ using Worker.Testing;
 
 namespace Worker.IntegrationTests.Operations;
 
-[Collection(MetricsCollection.Name)]
+[Collection(SerialCollection.Name)]
 public sealed class HealthAndMetricsTests
 {
     private static readonly TimeSpan Patience = TimeSpan.FromSeconds(30);
