@@ -16,17 +16,60 @@ public static class WorkerCommands
     {
         var root = new RootCommand("Gong Engage flow assignment worker: RabbitMQ requests -> coalesced Gong calls -> results in Postgres and result events.");
         var run = new Command("run", "Run the worker (default): ingest, dispatch and relay.") { TreatUnmatchedTokensAsErrors = false };
-        run.SetAction((parse, ct) => RunAsync(parse.UnmatchedTokens.ToArray(), ct));
+        run.SetAction((parse, ct) => Guarded(parse, args => RunAsync(args, ct)));
         var migrate = new Command("migrate", "Apply database migrations and exit.") { TreatUnmatchedTokensAsErrors = false };
-        migrate.SetAction((parse, ct) => DatabaseMigrator.MigrateAsync(parse.UnmatchedTokens.ToArray(), ct));
+        migrate.SetAction((parse, ct) => Guarded(parse, args => DatabaseMigrator.MigrateAsync(args, ct)));
         var status = new Command("status", "Print backlog, outcomes of the last hour, Gong call rate and rate-gate state from the database.") { TreatUnmatchedTokensAsErrors = false };
-        status.SetAction((parse, ct) => StatusCommand.RunAsync(parse.UnmatchedTokens.ToArray(), Console.Out, Console.Error, ct));
+        status.SetAction((parse, ct) => Guarded(parse, args => StatusCommand.RunAsync(args, Console.Out, Console.Error, ct)));
         root.Subcommands.Add(run);
         root.Subcommands.Add(migrate);
         root.Subcommands.Add(status);
         root.TreatUnmatchedTokensAsErrors = false;
-        root.SetAction((parse, ct) => RunAsync(parse.UnmatchedTokens.ToArray(), ct));
+        root.SetAction((parse, ct) => Guarded(parse, args => RunAsync(args, ct)));
         return root;
+    }
+
+    /// <summary>
+    /// Returns the first token that is neither a configuration argument (<c>--Key=value</c>, <c>--Key value</c>,
+    /// <c>/Key=value</c>, <c>Key=value</c>) nor the value of the switch before it, or null when all are.
+    /// A bare word such as a mistyped subcommand (<c>statsu</c>) is such a token: it must not start a worker.
+    /// </summary>
+    /// <param name="tokens">The tokens System.CommandLine did not match.</param>
+    public static string? FindStrayToken(IReadOnlyList<string> tokens)
+    {
+        ArgumentNullException.ThrowIfNull(tokens);
+        var expectingValue = false;
+        foreach (var token in tokens)
+        {
+            var isSwitch = token.StartsWith('-') || token.StartsWith('/');
+            if (isSwitch)
+            {
+                expectingValue = !token.Contains('=', StringComparison.Ordinal);
+                continue;
+            }
+
+            if (!expectingValue && !token.Contains('=', StringComparison.Ordinal))
+            {
+                return token;
+            }
+
+            expectingValue = false;
+        }
+
+        return null;
+    }
+
+    private static Task<int> Guarded(ParseResult parse, Func<string[], Task<int>> action)
+    {
+        var tokens = parse.UnmatchedTokens.ToArray();
+        var stray = FindStrayToken(tokens);
+        if (stray is null)
+        {
+            return action(tokens);
+        }
+
+        Console.Error.WriteLine($"Unknown command or argument '{stray}'. Commands: run (default), migrate, status; settings as --Section:Key=value (see --help).");
+        return Task.FromResult(2);
     }
 
     private static async Task<int> RunAsync(string[] args, CancellationToken cancellationToken)

@@ -139,7 +139,11 @@ internal static class AssignmentValidator
         var valid = new List<string>();
         var rejected = new List<RejectedProspectId>();
         var seen = new HashSet<string>(StringComparer.Ordinal);
-        if (ids is not null)
+
+        // Over the limit, the ids are not looked at one by one: a request of 500,000 ids would otherwise become
+        // 500,000 Rejected rows and a result event larger than RabbitMQ accepts. The request alone is Rejected,
+        // its event carries the error and no per-id outcomes.
+        if (ids is not null && ids.Count <= maxProspectsPerRequest)
         {
             for (var i = 0; i < ids.Count; i++)
             {

@@ -17,6 +17,8 @@ public static class MessagingExtensions
 
         builder.Services.AddMassTransit(x =>
         {
+            // On by default, it reports host details to the vendor's server; this service's telemetry is its own /metrics.
+            x.DisableUsageTelemetry();
             x.AddConsumers(typeof(MessagingExtensions).Assembly);
             x.UsingRabbitMq((context, cfg) =>
             {

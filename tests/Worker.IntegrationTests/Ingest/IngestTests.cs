@@ -235,8 +235,13 @@ public sealed class IngestTests
         await h.PublishRawAsync(Body("ids-10001", ids: ids));
 
         var request = await AssertRejectedAsync(h, "ids-10001", "crmProspectIds: 10001 ids; the limit is 10000");
-        Assert.Equal(10_001, request.Prospects.Count);
-        Assert.Equal(10_001, (await h.OutboxEventsAsync(request)).Single().Outcomes.Count);
+        // Over the limit the request alone is Rejected: no per-id rows, and an event with the error and no outcomes,
+        // so an oversized request can never produce an event larger than the broker accepts.
+        Assert.Empty(request.Prospects);
+        Assert.Equal(0, request.ProspectCount);
+        var completed = (await h.OutboxEventsAsync(request)).Single();
+        Assert.Empty(completed.Outcomes);
+        Assert.Contains(completed.Errors!, e => e.Contains("10001 ids; the limit is 10000", StringComparison.Ordinal));
     }
 
     [Fact]

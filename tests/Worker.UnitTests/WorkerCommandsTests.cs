@@ -1,0 +1,31 @@
+using Worker.Host;
+
+namespace Worker.UnitTests;
+
+public sealed class WorkerCommandsTests
+{
+    [Theory]
+    [InlineData("statsu")]
+    [InlineData("--Gong:BaseUrl=http://127.0.0.1:5080", "bogus")]
+    [InlineData("--Gong:AccessKey", "key", "extra")]
+    public void A_bare_word_is_a_stray_token_and_is_named(params string[] tokens)
+    {
+        Assert.Equal(tokens[^1], WorkerCommands.FindStrayToken(tokens));
+    }
+
+    [Theory]
+    [InlineData("--Gong:BaseUrl=http://127.0.0.1:5080")]
+    [InlineData("--Gong:AccessKey", "key")]
+    [InlineData("/RabbitMq:Host=127.0.0.1", "Dispatch:Enabled=false")]
+    public void Configuration_arguments_are_accepted(params string[] tokens)
+    {
+        Assert.Null(WorkerCommands.FindStrayToken(tokens));
+    }
+
+    [Fact]
+    public async Task An_unknown_subcommand_exits_with_2_instead_of_starting_a_worker()
+    {
+        var exitCode = await WorkerCommands.Create().Parse(["statsu"]).InvokeAsync();
+        Assert.Equal(2, exitCode);
+    }
+}
