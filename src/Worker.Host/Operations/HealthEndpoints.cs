@@ -12,6 +12,9 @@ public static class HealthEndpoints
     /// <summary>Prometheus scrape endpoint (OpenTelemetry exporter).</summary>
     public const string MetricsPath = "/metrics";
 
+    /// <summary>Tag of the checks behind <see cref="LivePath"/>: only a bus that failed to start for good (see <c>BusStartHealthCheck</c>).</summary>
+    public const string LiveTag = "live";
+
     /// <summary>Tag of the checks behind <see cref="ReadyPath"/> (MassTransit tags its bus check with it too).</summary>
     public const string ReadyTag = "ready";
 

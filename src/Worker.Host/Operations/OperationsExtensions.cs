@@ -37,7 +37,8 @@ public static class OperationsExtensions
             .AddNpgSql(name: "postgres", tags: [HealthEndpoints.ReadyTag])
             .AddCheck<DispatchHeartbeatHealthCheck>("dispatch", tags: [HealthEndpoints.ReadyTag])
             .AddCheck<GongCredentialsHealthCheck>("gong", tags: [HealthEndpoints.ReadyTag])
-            .AddCheck<ShutdownHealthCheck>("shutdown", tags: [HealthEndpoints.ReadyTag]);
+            .AddCheck<ShutdownHealthCheck>("shutdown", tags: [HealthEndpoints.ReadyTag])
+            .AddCheck<BusStartHealthCheck>("bus-start", tags: [HealthEndpoints.LiveTag]);
 
         // Every check (MassTransit's bus check included, registered by AddMassTransit) gets the same time limit.
         builder.Services.AddOptions<HealthCheckServiceOptions>()
@@ -91,7 +92,7 @@ public static class OperationsExtensions
         ArgumentNullException.ThrowIfNull(app);
         app.MapHealthChecks(HealthEndpoints.LivePath, new HealthCheckOptions
         {
-            Predicate = _ => false,
+            Predicate = registration => registration.Tags.Contains(HealthEndpoints.LiveTag),
             ResponseWriter = HealthResponseWriter.WriteAsync,
         });
         app.MapHealthChecks(HealthEndpoints.ReadyPath, new HealthCheckOptions

@@ -37,6 +37,24 @@ public sealed class HealthAndMetricsTests
     }
 
     [Fact]
+    public async Task Live_turns_503_when_RabbitMQ_refuses_the_login_so_the_container_is_restarted()
+    {
+        var services = await TestServices.GetAsync();
+        await using var database = await services.CreateDatabaseAsync();
+        await using var vhost = await services.CreateVirtualHostAsync();
+        var settings = Settings(database.ConnectionString, vhost)
+            .Where(kv => kv.Key != "RabbitMq:Password")
+            .Append(new("RabbitMq:Password", "not-the-password"));
+        await using var worker = await RunningWorker.StartAsync(settings);
+
+        // MassTransit does not retry ACCESS_REFUSED: without this check the pod would stay alive and never consume.
+        var live = await RunningWorker.EventuallyAsync(() => worker.GetAsync(HealthEndpoints.LivePath), r => r.Status == HttpStatusCode.ServiceUnavailable, Patience);
+        Assert.Equal(HttpStatusCode.ServiceUnavailable, live.Status);
+        Assert.Equal("Unhealthy", Checks(live.Body)["bus-start"]);
+        Assert.DoesNotContain("not-the-password", live.Body, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task Ready_is_503_when_Postgres_is_unreachable_while_live_stays_200_and_no_secret_is_logged()
     {
         var services = await TestServices.GetAsync();
