@@ -89,7 +89,7 @@ public sealed class TestServices
     public async Task<TestDatabase> CreateDatabaseAsync()
     {
         var template = await EnsureTemplateAsync().ConfigureAwait(false);
-        var name = "test_" + Guid.NewGuid().ToString("N")[..16];
+        var name = $"test_{Stamp()}_{Guid.NewGuid().ToString("N")[..12]}";
         await using (var admin = new NpgsqlConnection(PostgresAdminConnectionString))
         {
             await admin.OpenAsync().ConfigureAwait(false);
@@ -104,7 +104,7 @@ public sealed class TestServices
     /// <summary>Creates an empty vhost for one test, with full permissions for the test user (deleted on dispose).</summary>
     public async Task<TestVirtualHost> CreateVirtualHostAsync()
     {
-        var name = "test-" + Guid.NewGuid().ToString("N")[..16];
+        var name = $"test-{Stamp()}-{Guid.NewGuid().ToString("N")[..12]}";
         using (var put = await management.PutAsync(new Uri($"api/vhosts/{name}", UriKind.Relative), null).ConfigureAwait(false))
         {
             put.EnsureSuccessStatusCode();
@@ -207,7 +207,7 @@ public sealed class TestServices
             }
 
             // One migrated template per run; every test database is a cheap copy of it.
-            var name = "test_template_" + Guid.NewGuid().ToString("N")[..12];
+            var name = $"test_template_{Stamp()}_{Guid.NewGuid().ToString("N")[..8]}";
             await using (var admin = new NpgsqlConnection(PostgresAdminConnectionString))
             {
                 await admin.OpenAsync().ConfigureAwait(false);
@@ -231,35 +231,66 @@ public sealed class TestServices
         }
     }
 
+    /// <summary>UTC creation stamp in test database and vhost names: what the stale sweep reads (no superuser needed).</summary>
+    private static string Stamp() => DateTime.UtcNow.ToString("yyyyMMddHHmmss", System.Globalization.CultureInfo.InvariantCulture);
+
+    /// <summary>True for a test database or vhost name older than an hour (or of an older naming without a stamp).</summary>
+    private static bool IsStale(string name, string prefix)
+    {
+        var rest = name[prefix.Length..];
+        if (rest.StartsWith("template_", StringComparison.Ordinal))
+        {
+            rest = rest["template_".Length..];
+        }
+
+        var stamp = rest.Length >= 14 ? rest[..14] : rest;
+        return !DateTime.TryParseExact(stamp, "yyyyMMddHHmmss", System.Globalization.CultureInfo.InvariantCulture,
+                   System.Globalization.DateTimeStyles.AssumeUniversal | System.Globalization.DateTimeStyles.AdjustToUniversal, out var created)
+               || created < DateTime.UtcNow.AddHours(-1);
+    }
+
     private async Task DropStaleTestDatabasesAsync(string keep)
     {
-        // Databases left by a killed earlier run (older than an hour) would otherwise pile up.
-        await using var admin = new NpgsqlConnection(PostgresAdminConnectionString);
-        await admin.OpenAsync().ConfigureAwait(false);
+        // Databases and vhosts left by killed or interrupted runs (and each run's template) would otherwise pile up.
         var stale = new List<string>();
-        await using (var list = new NpgsqlCommand(
-                         "SELECT datname FROM pg_database WHERE datname LIKE 'test\\_%' AND datname <> @keep " +
-                         "AND (pg_stat_file('base/' || oid || '/PG_VERSION', true)).modification < now() - interval '1 hour'", admin))
+        await using (var admin = new NpgsqlConnection(PostgresAdminConnectionString))
         {
+            await admin.OpenAsync().ConfigureAwait(false);
+            await using var list = new NpgsqlCommand("SELECT datname FROM pg_database WHERE datname LIKE 'test\\_%' AND datname <> @keep", admin);
             list.Parameters.AddWithValue("keep", keep);
-            try
+            await using var reader = await list.ExecuteReaderAsync().ConfigureAwait(false);
+            while (await reader.ReadAsync().ConfigureAwait(false))
             {
-                await using var reader = await list.ExecuteReaderAsync().ConfigureAwait(false);
-                while (await reader.ReadAsync().ConfigureAwait(false))
+                var name = reader.GetString(0);
+                if (IsStale(name, "test_"))
                 {
-                    stale.Add(reader.GetString(0));
+                    stale.Add(name);
                 }
-            }
-            catch (PostgresException)
-            {
-                // pg_stat_file needs superuser or pg_read_server_files; without it nothing is cleaned.
-                return;
             }
         }
 
         foreach (var name in stale)
         {
-            await DropDatabaseAsync(name).ConfigureAwait(false);
+            try
+            {
+                await DropDatabaseAsync(name).ConfigureAwait(false);
+            }
+            catch (PostgresException)
+            {
+                // Still in use by a run that is not over: a later sweep takes it.
+            }
+        }
+
+        using var vhosts = await management.GetAsync(new Uri("api/vhosts?columns=name", UriKind.Relative)).ConfigureAwait(false);
+        if (vhosts.IsSuccessStatusCode)
+        {
+            var names = await vhosts.Content.ReadFromJsonAsync<List<VirtualHostName>>().ConfigureAwait(false) ?? [];
+            foreach (var vhost in names.Where(v => v.Name.StartsWith("test-", StringComparison.Ordinal) && IsStale(v.Name, "test-")))
+            {
+                await DeleteVirtualHostAsync(vhost.Name).ConfigureAwait(false);
+            }
         }
     }
+
+    private sealed record VirtualHostName([property: System.Text.Json.Serialization.JsonPropertyName("name")] string Name);
 }
