@@ -65,11 +65,30 @@ public static class WorkerCommands
         var stray = FindStrayToken(tokens);
         if (stray is null)
         {
-            return action(tokens);
+            return WithConfigurationErrorsAsync(action, tokens);
         }
 
         Console.Error.WriteLine($"Unknown command or argument '{stray}'. Commands: run (default), migrate, status; settings as --Section:Key=value (see --help).");
         return Task.FromResult(2);
+    }
+
+    /// <summary>Invalid settings end the process with exit code 1 and the validation messages (which name each setting), not a stack trace.</summary>
+    private static async Task<int> WithConfigurationErrorsAsync(Func<string[], Task<int>> action, string[] tokens)
+    {
+        try
+        {
+            return await action(tokens).ConfigureAwait(false);
+        }
+        catch (Microsoft.Extensions.Options.OptionsValidationException ex)
+        {
+            await Console.Error.WriteLineAsync("Invalid configuration:").ConfigureAwait(false);
+            foreach (var failure in ex.Failures)
+            {
+                await Console.Error.WriteLineAsync("  " + failure).ConfigureAwait(false);
+            }
+
+            return 1;
+        }
     }
 
     private static async Task<int> RunAsync(string[] args, CancellationToken cancellationToken)

@@ -28,4 +28,29 @@ public sealed class WorkerCommandsTests
         var exitCode = await WorkerCommands.Create().Parse(["statsu"]).InvokeAsync();
         Assert.Equal(2, exitCode);
     }
+
+    [Fact]
+    public async Task Invalid_settings_exit_with_1_and_name_the_setting_instead_of_a_stack_trace()
+    {
+        var error = new StringWriter();
+        var original = Console.Error;
+        Console.SetError(error);
+        int exitCode;
+        try
+        {
+            exitCode = await WorkerCommands.Create().Parse(
+            [
+                "run", "--Urls=http://127.0.0.1:0", "--Gong:BaseUrl=http://127.0.0.1:9/", "--Gong:AccessKey=a",
+                "--Gong:AccessKeySecret=b", "--Gong:MaxBatchSize=0",
+            ]).InvokeAsync();
+        }
+        finally
+        {
+            Console.SetError(original);
+        }
+
+        Assert.Equal(1, exitCode);
+        Assert.Contains("Invalid configuration:", error.ToString(), StringComparison.Ordinal);
+        Assert.Contains("MaxBatchSize", error.ToString(), StringComparison.Ordinal);
+    }
 }
