@@ -27,7 +27,7 @@ else
   if ! command -v pg_ctlcluster >/dev/null 2>&1; then
     log "installing postgresql (apt)"
     $SUDO apt-get update -qq >&2
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq postgresql >&2
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get -o DPkg::Lock::Timeout=600 install -y -qq postgresql >&2
   fi
   if ! pg_lsclusters -h 2>/dev/null | awk '$1=="15" && $2=="main" {found=1} END {exit !found}'; then
     log "creating PostgreSQL cluster 15/main"
@@ -44,7 +44,7 @@ else
   if ! command -v rabbitmq-server >/dev/null 2>&1; then
     log "installing rabbitmq-server (apt, takes a minute)"
     $SUDO apt-get update -qq >&2
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq rabbitmq-server >&2
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get -o DPkg::Lock::Timeout=600 install -y -qq rabbitmq-server >&2
   fi
   # The management plugin gives the UI and the HTTP API the tests use to create a vhost per test.
   if [ ! -f /etc/rabbitmq/enabled_plugins ] || ! grep -q rabbitmq_management /etc/rabbitmq/enabled_plugins; then

@@ -8,10 +8,10 @@ namespace Worker.Host.Operations;
 /// <summary>
 /// Observable gauges on the <c>Worker</c> meter whose values come from Postgres, read every
 /// <see cref="OperationsOptions.GaugeRefreshInterval"/> (default 15 s) by this background service, plus two read live
-/// from the process. Prometheus names: <c>worker_backlog_prospects{state}</c>, <c>worker_backlog_oldest_pending_age_seconds</c>,
-/// <c>worker_outbox_unpublished</c>, <c>worker_outbox_oldest_unpublished_age_seconds</c>,
-/// <c>worker_rate_gate_blocked_remaining_seconds</c>, <c>worker_rate_gate_calls_today</c>, <c>worker_gong_paused</c>,
-/// <c>worker_dispatch_heartbeat_age_seconds</c>, <c>worker_gauges_sample_age_seconds</c>.
+/// from the process. Prometheus names: <c>flow_assignment_backlog_prospects{state}</c>, <c>flow_assignment_backlog_oldest_pending_age_seconds</c>,
+/// <c>flow_assignment_outbox_unpublished</c>, <c>flow_assignment_outbox_oldest_unpublished_age_seconds</c>,
+/// <c>flow_assignment_rate_gate_blocked_remaining_seconds</c>, <c>flow_assignment_rate_gate_calls_today</c>, <c>flow_assignment_gong_paused</c>,
+/// <c>flow_assignment_dispatch_heartbeat_age_seconds</c>, <c>flow_assignment_gauges_sample_age_seconds</c>.
 /// The figures are the whole database's (every replica reports the same values): aggregate with max, not sum.
 /// </summary>
 internal sealed partial class DatabaseGauges : BackgroundService
@@ -49,23 +49,23 @@ internal sealed partial class DatabaseGauges : BackgroundService
 
         // The factory hands back the same Meter for the same name, so these join WorkerMetrics' instruments.
         var meter = meterFactory.Create(WorkerMetrics.MeterName);
-        meter.CreateObservableGauge("worker.backlog.prospects", ObserveBacklog, "{prospect}",
+        meter.CreateObservableGauge("flow_assignment.backlog.prospects", ObserveBacklog, "{prospect}",
             "Prospects not yet final, by state (Pending, InFlight); whole database.");
-        meter.CreateObservableGauge("worker.backlog.oldest_pending.age", () => Observe(s => s.OldestPendingAgeSeconds), "s",
+        meter.CreateObservableGauge("flow_assignment.backlog.oldest_pending.age", () => Observe(s => s.OldestPendingAgeSeconds), "s",
             "Age of the oldest Pending prospect (0 when none).");
-        meter.CreateObservableGauge("worker.outbox.unpublished", () => Observe(s => (double)s.OutboxUnpublished), "{message}",
+        meter.CreateObservableGauge("flow_assignment.outbox.unpublished", () => Observe(s => (double)s.OutboxUnpublished), "{message}",
             "Outbox rows committed but not yet published.");
-        meter.CreateObservableGauge("worker.outbox.oldest_unpublished.age", () => Observe(s => s.OldestUnpublishedAgeSeconds), "s",
+        meter.CreateObservableGauge("flow_assignment.outbox.oldest_unpublished.age", () => Observe(s => s.OldestUnpublishedAgeSeconds), "s",
             "Age of the oldest unpublished outbox row (0 when none): the relay's lag.");
-        meter.CreateObservableGauge("worker.rate_gate.blocked_remaining", ObserveBlockedRemaining, "s",
+        meter.CreateObservableGauge("flow_assignment.rate_gate.blocked_remaining", ObserveBlockedRemaining, "s",
             "Seconds until the shared rate gate opens again after a 429 Retry-After (0 when open).");
-        meter.CreateObservableGauge("worker.rate_gate.calls_today", () => Observe(s => (double)s.CallsToday), "{call}",
+        meter.CreateObservableGauge("flow_assignment.rate_gate.calls_today", () => Observe(s => (double)s.CallsToday), "{call}",
             "Gong calls counted by the shared rate gate on its current day (against Gong:DailyCallLimit).");
-        meter.CreateObservableGauge("worker.gong.paused", ObservePaused, "{pause}",
+        meter.CreateObservableGauge("flow_assignment.gong.paused", ObservePaused, "{pause}",
             "1 while dispatch is paused because Gong answered 401 (credentials), else 0.");
-        meter.CreateObservableGauge("worker.dispatch.heartbeat.age", ObserveHeartbeatAge, "s",
+        meter.CreateObservableGauge("flow_assignment.dispatch.heartbeat.age", ObserveHeartbeatAge, "s",
             "Seconds since the dispatch loop last turned in this replica.");
-        meter.CreateObservableGauge("worker.gauges.sample.age", ObserveSampleAge, "s",
+        meter.CreateObservableGauge("flow_assignment.gauges.sample.age", ObserveSampleAge, "s",
             "Seconds since the database gauges were last read successfully.");
     }
 

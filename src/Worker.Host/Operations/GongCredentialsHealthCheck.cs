@@ -8,7 +8,7 @@ namespace Worker.Host.Operations;
 /// Readiness entry for Gong: Degraded with Gong's reason while dispatch is paused after a 401 (credentials), else
 /// Healthy; the shared rate gate's blocked-until (a 429's Retry-After) is reported as data, never as a failure, since
 /// waiting it out is normal operation. Degraded keeps <c>/health/ready</c> at 200: a credentials problem is the same
-/// for every replica, restarting or unrouting pods cannot fix it, and the body and the <c>worker_gong_paused</c>
+/// for every replica, restarting or unrouting pods cannot fix it, and the body and the <c>flow_assignment_gong_paused</c>
 /// gauge make it visible. <see cref="IGongDispatchState"/> is resolved optionally so the host works without a Gong client.
 /// </summary>
 internal sealed class GongCredentialsHealthCheck(IServiceProvider services) : IHealthCheck

@@ -6,12 +6,15 @@ namespace Worker.Host.Operations;
 /// <summary>
 /// The worker's own instruments (meter <see cref="MeterName"/>), exported on <c>/metrics</c> in Prometheus
 /// format through OpenTelemetry. Every stage records here; names follow OpenTelemetry conventions
-/// (dots, units as UCUM) and become <c>worker_…</c> in Prometheus.
+/// (dots, units as UCUM) under the product namespace <c>flow_assignment.</c>, so Prometheus shows
+/// <c>flow_assignment_…</c> (plus <c>_total</c> on counters and the unit suffix, e.g. <c>_seconds</c>). Attributes follow
+/// OpenTelemetry semantic conventions where one exists (<c>http.response.status_code</c>, <c>error.type</c>); an attribute
+/// with no value is left out rather than set to a placeholder. Every series is listed in the README.
 /// </summary>
 public sealed class WorkerMetrics : IDisposable
 {
     /// <summary>Name of the meter to enable in OpenTelemetry.</summary>
-    public const string MeterName = "Worker";
+    public const string MeterName = "FlowAssignment.Worker";
 
     private readonly Meter meter;
     private readonly Counter<long> messagesIngested;
@@ -20,7 +23,6 @@ public sealed class WorkerMetrics : IDisposable
     private readonly Histogram<double> gongCallDuration;
     private readonly Histogram<int> batchFill;
     private readonly Histogram<double> rateGateWait;
-    private readonly Counter<long> tooManyRequests;
     private readonly Counter<long> reconciliations;
     private readonly Counter<long> eventsPublished;
     private readonly Histogram<double> outboxLag;
@@ -30,16 +32,15 @@ public sealed class WorkerMetrics : IDisposable
     {
         ArgumentNullException.ThrowIfNull(meterFactory);
         meter = meterFactory.Create(MeterName);
-        messagesIngested = meter.CreateCounter<long>("worker.messages.ingested", "{message}", "AssignProspectsToFlow messages stored, by result (accepted, rejected, duplicate, conflict, unreadable).");
-        prospectOutcomes = meter.CreateCounter<long>("worker.prospects.outcomes", "{prospect}", "Prospects that reached a final outcome, by status (Assigned, NotAssigned, Failed, Rejected).");
-        gongCalls = meter.CreateCounter<long>("worker.gong.calls", "{call}", "HTTP calls to Gong, by endpoint (assign, lookup), outcome class and HTTP status (none when no response).");
-        gongCallDuration = meter.CreateHistogram<double>("worker.gong.call.duration", "s", "Duration of HTTP calls to Gong, by endpoint.");
-        batchFill = meter.CreateHistogram<int>("worker.batch.fill", "{prospect}", "Prospects per assign call (of MaxBatchSize, default 200).");
-        rateGateWait = meter.CreateHistogram<double>("worker.rate_gate.wait", "s", "Time spent waiting for a shared rate-gate slot before a Gong call.");
-        tooManyRequests = meter.CreateCounter<long>("worker.gong.throttled", "{response}", "429 answers from Gong (each blocks the shared gate until its Retry-After).");
-        reconciliations = meter.CreateCounter<long>("worker.gong.reconciliations", "{prospect}", "Prospects looked up after an outcome-unknown call, by result (found, absent, lookup_failed).");
-        eventsPublished = meter.CreateCounter<long>("worker.outbox.published", "{message}", "Outbox rows published to RabbitMQ, by result (published, failed).");
-        outboxLag = meter.CreateHistogram<double>("worker.outbox.lag", "s", "Time from an outbox row's commit to its confirmed publish.");
+        messagesIngested = meter.CreateCounter<long>("flow_assignment.messages.ingested", "{message}", "AssignProspectsToFlow messages stored, by result (accepted, rejected, duplicate, conflict, unreadable).");
+        prospectOutcomes = meter.CreateCounter<long>("flow_assignment.prospect.outcomes", "{prospect}", "Prospects that reached a final outcome, by status (Assigned, NotAssigned, Failed, Rejected).");
+        gongCalls = meter.CreateCounter<long>("flow_assignment.gong.calls", "{call}", "HTTP calls to Gong, by endpoint (assign, lookup), outcome_class and http.response.status_code (error.type=no_response when no response arrived). 429s are the calls with status 429.");
+        gongCallDuration = meter.CreateHistogram<double>("flow_assignment.gong.call.duration", "s", "Duration of HTTP calls to Gong, by endpoint.");
+        batchFill = meter.CreateHistogram<int>("flow_assignment.batch.fill", "{prospect}", "Prospects per assign call (of MaxBatchSize, default 200).");
+        rateGateWait = meter.CreateHistogram<double>("flow_assignment.rate_gate.wait", "s", "Time spent waiting for a shared rate-gate slot before a Gong call.");
+        reconciliations = meter.CreateCounter<long>("flow_assignment.gong.reconciliations", "{prospect}", "Prospects looked up after an outcome-unknown call, by result (found, absent, lookup_failed).");
+        eventsPublished = meter.CreateCounter<long>("flow_assignment.outbox.published", "{message}", "Outbox rows published to RabbitMQ, by result (published, failed).");
+        outboxLag = meter.CreateHistogram<double>("flow_assignment.outbox.lag", "s", "Time from an outbox row's commit to its confirmed publish.");
     }
 
     /// <summary>Counts stored messages; <paramref name="result"/> is accepted, rejected, duplicate, conflict or unreadable.</summary>
@@ -58,15 +59,19 @@ public sealed class WorkerMetrics : IDisposable
         var tags = new TagList
         {
             { "endpoint", endpoint },
-            { "class", outcomeClass },
-            { "http_status", httpStatus?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "none" },
+            { "outcome_class", outcomeClass },
         };
+        if (httpStatus is { } status)
+        {
+            tags.Add("http.response.status_code", status);
+        }
+        else
+        {
+            tags.Add("error.type", "no_response");
+        }
+
         gongCalls.Add(1, tags);
         gongCallDuration.Record(duration.TotalSeconds, new KeyValuePair<string, object?>("endpoint", endpoint));
-        if (httpStatus == 429)
-        {
-            tooManyRequests.Add(1);
-        }
     }
 
     /// <summary>Records the number of prospects sent in one assign call.</summary>

@@ -40,7 +40,7 @@ internal sealed class IngestHarness : IAsyncDisposable
 
     public TestVirtualHost VirtualHost { get; }
 
-    /// <summary>worker.messages.ingested by result, summed over this harness's hosts.</summary>
+    /// <summary>flow_assignment.messages.ingested by result, summed over this harness's hosts.</summary>
     public ConcurrentDictionary<string, long> Ingested { get; } = new();
 
     public IBus Bus => hosts[0].Services.GetRequiredService<IBus>();
@@ -196,7 +196,7 @@ internal sealed class IngestHarness : IAsyncDisposable
             InstrumentPublished = (instrument, l) =>
             {
                 if (instrument.Meter.Name == WorkerMetrics.MeterName && ReferenceEquals(instrument.Meter.Scope, factory)
-                    && instrument.Name == "worker.messages.ingested")
+                    && instrument.Name == "flow_assignment.messages.ingested")
                 {
                     l.EnableMeasurementEvents(instrument);
                 }

@@ -105,7 +105,7 @@ public sealed class HealthAndMetricsTests
         Assert.Contains("Access key is not valid", gong.GetProperty("description").GetString(), StringComparison.Ordinal);
 
         var metrics = await worker.GetAsync(HealthEndpoints.MetricsPath);
-        Assert.Matches(@"(?m)^worker_gong_paused\{[^}]*\} 1$", metrics.Body);
+        Assert.Matches(@"(?m)^flow_assignment_gong_paused\{[^}]*\} 1$", metrics.Body);
     }
 
     [Fact]
@@ -147,20 +147,20 @@ public sealed class HealthAndMetricsTests
 
         var scrape = await RunningWorker.EventuallyAsync(
             () => worker.GetAsync(HealthEndpoints.MetricsPath),
-            r => r.Body.Contains("worker_backlog_prospects", StringComparison.Ordinal),
+            r => r.Body.Contains("flow_assignment_backlog_prospects", StringComparison.Ordinal),
             Patience);
         Assert.Equal(HttpStatusCode.OK, scrape.Status);
         var text = scrape.Body;
-        Assert.Matches(@"(?m)^worker_backlog_prospects\{[^}]*state=""Pending""[^}]*\} 2$", text);
-        Assert.Matches(@"(?m)^worker_backlog_prospects\{[^}]*state=""InFlight""[^}]*\} 1$", text);
-        var oldest = System.Text.RegularExpressions.Regex.Match(text, @"(?m)^worker_backlog_oldest_pending_age_seconds\{[^}]*\} ([0-9.]+)$");
+        Assert.Matches(@"(?m)^flow_assignment_backlog_prospects\{[^}]*state=""Pending""[^}]*\} 2$", text);
+        Assert.Matches(@"(?m)^flow_assignment_backlog_prospects\{[^}]*state=""InFlight""[^}]*\} 1$", text);
+        var oldest = System.Text.RegularExpressions.Regex.Match(text, @"(?m)^flow_assignment_backlog_oldest_pending_age_seconds\{[^}]*\} ([0-9.]+)$");
         Assert.True(oldest.Success, text);
         Assert.InRange(double.Parse(oldest.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture), 290, 600);
-        Assert.Matches(@"(?m)^worker_outbox_unpublished\{[^}]*\} 0$", text);
-        Assert.Matches(@"(?m)^worker_rate_gate_blocked_remaining_seconds\{[^}]*\} 0$", text);
-        Assert.Matches(@"(?m)^worker_messages_ingested_total\{[^}]*result=""accepted""[^}]*\} 1$", text);
-        Assert.Matches(@"(?m)^worker_gong_calls_total\{[^}]*http_status=""200""[^}]*\} 1$", text);
-        Assert.Contains("worker_batch_fill_bucket", text, StringComparison.Ordinal);
+        Assert.Matches(@"(?m)^flow_assignment_outbox_unpublished\{[^}]*\} 0$", text);
+        Assert.Matches(@"(?m)^flow_assignment_rate_gate_blocked_remaining_seconds\{[^}]*\} 0$", text);
+        Assert.Matches(@"(?m)^flow_assignment_messages_ingested_total\{[^}]*result=""accepted""[^}]*\} 1$", text);
+        Assert.Matches(@"(?m)^flow_assignment_gong_calls_total\{[^}]*http_response_status_code=""200""[^}]*\} 1$", text);
+        Assert.Contains("flow_assignment_batch_fill_bucket", text, StringComparison.Ordinal);
         Assert.Contains("http_server_request_duration_seconds", text, StringComparison.Ordinal);
         Assert.Contains("dotnet_gc_collections_total", text, StringComparison.Ordinal);
     }
