@@ -29,21 +29,7 @@ internal sealed class DrainScenario : IScenario
         await using var simulator = await StartSimulatorAsync(rps);
 
         // Random group sizes (fixed seed), each group split into requests of 1–500 prospects.
-        var random = new Random(20261129);
-        var weights = Enumerable.Range(0, groups).Select(_ => 0.2 + (1.6 * random.NextDouble())).ToArray();
-        var sizes = weights.Select(w => (int)Math.Round(total * w / weights.Sum())).ToArray();
-        var bodies = new List<byte[]>();
-        for (var g = 0; g < groups; g++)
-        {
-            var flow = (1_695_493_301_223_500_000L + g).ToString(Invariant);
-            var owner = $"owner{g}@example.com";
-            for (var next = 0; next < sizes[g];)
-            {
-                var count = Math.Min(sizes[g] - next, random.Next(1, 501));
-                bodies.Add(PlainJson($"drain-{g:D3}-{next:D6}", flow, owner, Enumerable.Range(next, count).Select(i => $"0035g{g:D3}{i:D9}")));
-                next += count;
-            }
-        }
+        var bodies = DrainWorkload.Create(groups, total).Select(r => r.ToPlainJson()).ToList();
 
         // The backlog: everything stored first by an ingest-only worker.
         await (await StartWorkerAsync(database, vhost, WorkerSettings.IngestOnly)).DisposeAsync();
