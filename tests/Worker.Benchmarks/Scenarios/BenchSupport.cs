@@ -68,16 +68,28 @@ internal static class BenchSupport
     {
         await using var connection = await new ConnectionFactory { Uri = vhost.AmqpUri }.CreateConnectionAsync();
         await using var channel = await connection.CreateChannelAsync();
+        await PublishAsync(channel, bodies);
+        await WaitUntilAsync(
+            async () => (await channel.QueueDeclarePassiveAsync(IngestOptions.QueueName)).MessageCount >= bodies.Count,
+            TimeSpan.FromMinutes(5),
+            "the broker to queue every published message");
+    }
+
+    /// <summary>Publishes plain-JSON bodies to the command exchange (persistent, in order) without waiting for consumers.</summary>
+    public static async Task PublishAsync(TestVirtualHost vhost, IReadOnlyList<byte[]> bodies)
+    {
+        await using var connection = await new ConnectionFactory { Uri = vhost.AmqpUri }.CreateConnectionAsync();
+        await using var channel = await connection.CreateChannelAsync();
+        await PublishAsync(channel, bodies);
+    }
+
+    private static async Task PublishAsync(IChannel channel, IReadOnlyList<byte[]> bodies)
+    {
         var properties = new BasicProperties { ContentType = "application/json", DeliveryMode = DeliveryModes.Persistent };
         foreach (var body in bodies)
         {
             await channel.BasicPublishAsync(CommandExchange, string.Empty, mandatory: false, properties, body);
         }
-
-        await WaitUntilAsync(
-            async () => (await channel.QueueDeclarePassiveAsync(IngestOptions.QueueName)).MessageCount >= bodies.Count,
-            TimeSpan.FromMinutes(5),
-            "the broker to queue every published message");
     }
 
     /// <summary>Polls every 100 ms until <paramref name="condition"/> holds; throws after <paramref name="timeout"/>.</summary>
