@@ -18,7 +18,9 @@ namespace Worker.Benchmarks.Scenarios;
 /// recorded, 429s, prospects assigned twice (simulator <c>duplicateOfApiAssignmentAttempts</c>), prospects with no
 /// recorded outcome, recorded outcomes that contradict Gong's state (Assigned recorded but not in the flow, or the
 /// reverse) and prospects not in their flow at the end.
-/// Options: <c>--compare-groups=G</c> (20), <c>--compare-prospects=N</c> (10,000).
+/// Options: <c>--compare-groups=G</c> (20), <c>--compare-prospects=N</c> (10,000), <c>--compare-designs=</c>
+/// (<c>worker,batch,per-message</c>), <c>--compare-replicas=</c> (<c>1,2</c>), <c>--compare-timeline=true</c> (every call
+/// Gong saw, seconds after the first publish, on stderr).
 /// </summary>
 internal sealed class CompareScenario : IScenario
 {
@@ -40,6 +42,9 @@ internal sealed class CompareScenario : IScenario
     {
         var groups = context.GetInt("compare-groups", 20);
         var total = context.GetInt("compare-prospects", 10_000);
+        var designs = (context.GetString("compare-designs") ?? "worker,batch,per-message").Split(',', StringSplitOptions.TrimEntries);
+        var replicaCounts = (context.GetString("compare-replicas") ?? "1,2").Split(',').Select(int.Parse).ToArray();
+        var timeline = context.GetString("compare-timeline") == "true";
         var requests = DrainWorkload.Create(groups, total);
         var minimum = DrainWorkload.MinimumCalls(requests);
         Console.Error.WriteLine($"compare: {requests.Count} requests, {requests.Sum(r => r.ProspectIds.Count)} prospects over {groups} groups; minimum {minimum} calls");
@@ -47,11 +52,11 @@ internal sealed class CompareScenario : IScenario
         var runs = new List<(Design Design, int Replicas, bool Faults, Result Result)>();
         foreach (var faults in new[] { false, true })
         {
-            foreach (var design in Enum.GetValues<Design>())
+            foreach (var design in Enum.GetValues<Design>().Where(d => designs.Contains(OptionName(d))))
             {
-                foreach (var replicas in new[] { 1, 2 })
+                foreach (var replicas in replicaCounts)
                 {
-                    var result = await RunOnceAsync(context.Services, design, replicas, faults, requests);
+                    var result = await RunOnceAsync(context.Services, design, replicas, faults, requests, timeline);
                     Console.Error.WriteLine($"compare: {Label(design)}, {replicas} replica(s), {(faults ? "faults" : "clean")}: {result}");
                     runs.Add((design, replicas, faults, result));
                 }
@@ -74,6 +79,13 @@ internal sealed class CompareScenario : IScenario
             .ToList();
     }
 
+    private static string OptionName(Design design) => design switch
+    {
+        Design.Worker => "worker",
+        Design.BatchConsumer => "batch",
+        _ => "per-message",
+    };
+
     private static string Label(Design design) => design switch
     {
         Design.Worker => "this worker",
@@ -81,7 +93,8 @@ internal sealed class CompareScenario : IScenario
         _ => "one call per message",
     };
 
-    private static async Task<Result> RunOnceAsync(TestServices services, Design design, int replicas, bool faults, IReadOnlyList<DrainWorkload.Request> requests)
+    private static async Task<Result> RunOnceAsync(
+        TestServices services, Design design, int replicas, bool faults, IReadOnlyList<DrainWorkload.Request> requests, bool timeline)
     {
         await using var database = await services.CreateDatabaseAsync();
         await using var vhost = await services.CreateVirtualHostAsync();
@@ -174,6 +187,13 @@ internal sealed class CompareScenario : IScenario
         var calls = simulator.State.GetCalls();
         var answered = calls.Where(c => c.Endpoint == SimulatorEndpoints.Assign && c.Status == 200).ToList();
         var stats = simulator.State.GetStats();
+        if (timeline)
+        {
+            foreach (var c in calls)
+            {
+                Console.Error.WriteLine($"  {c.Time.ToUnixTimeMilliseconds() / 1000.0 - startedAt:F3} {c.Endpoint} {c.IdsCount} {c.Status} {c.DurationMs:F0}ms {c.Fault}");
+            }
+        }
 
         // Gong's state at the end against what was recorded.
         var inFlow = simulator.State.FindOpenInstances(requests.SelectMany(r => r.ProspectIds))
