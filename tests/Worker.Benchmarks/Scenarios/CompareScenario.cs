@@ -19,8 +19,9 @@ namespace Worker.Benchmarks.Scenarios;
 /// recorded outcome, recorded outcomes that contradict Gong's state (Assigned recorded but not in the flow, or the
 /// reverse) and prospects not in their flow at the end.
 /// Options: <c>--compare-groups=G</c> (20), <c>--compare-prospects=N</c> (10,000), <c>--compare-designs=</c>
-/// (<c>worker,batch,per-message</c>), <c>--compare-replicas=</c> (<c>1,2</c>), <c>--compare-timeline=true</c> (every call
-/// Gong saw, seconds after the first publish, on stderr).
+/// (<c>worker,batch,per-message</c>), <c>--compare-replicas=</c> (<c>1,2</c>), <c>--compare-permit-ms=M</c> (the
+/// baselines' limiter hands out one permit every M ms; 350), <c>--compare-timeline=true</c> (every call Gong saw,
+/// seconds after the first publish, on stderr).
 /// </summary>
 internal sealed class CompareScenario : IScenario
 {
@@ -44,7 +45,9 @@ internal sealed class CompareScenario : IScenario
         var total = context.GetInt("compare-prospects", 10_000);
         var designs = (context.GetString("compare-designs") ?? "worker,batch,per-message").Split(',', StringSplitOptions.TrimEntries);
         var replicaCounts = (context.GetString("compare-replicas") ?? "1,2").Split(',').Select(int.Parse).ToArray();
-        var timeline = context.GetString("compare-timeline") == "true";
+        var settings = new RunSettings(
+            context.GetString("compare-timeline") == "true",
+            TimeSpan.FromMilliseconds(context.GetInt("compare-permit-ms", (int)BaselineHost.DefaultPermitInterval.TotalMilliseconds)));
         var requests = DrainWorkload.Create(groups, total);
         var minimum = DrainWorkload.MinimumCalls(requests);
         Console.Error.WriteLine($"compare: {requests.Count} requests, {requests.Sum(r => r.ProspectIds.Count)} prospects over {groups} groups; minimum {minimum} calls");
@@ -56,7 +59,7 @@ internal sealed class CompareScenario : IScenario
             {
                 foreach (var replicas in replicaCounts)
                 {
-                    var result = await RunOnceAsync(context.Services, design, replicas, faults, requests, timeline);
+                    var result = await RunOnceAsync(context.Services, design, replicas, faults, requests, settings);
                     Console.Error.WriteLine($"compare: {Label(design)}, {replicas} replica(s), {(faults ? "faults" : "clean")}: {result}");
                     runs.Add((design, replicas, faults, result));
                 }
@@ -94,7 +97,7 @@ internal sealed class CompareScenario : IScenario
     };
 
     private static async Task<Result> RunOnceAsync(
-        TestServices services, Design design, int replicas, bool faults, IReadOnlyList<DrainWorkload.Request> requests, bool timeline)
+        TestServices services, Design design, int replicas, bool faults, IReadOnlyList<DrainWorkload.Request> requests, RunSettings settings)
     {
         await using var database = await services.CreateDatabaseAsync();
         await using var vhost = await services.CreateVirtualHostAsync();
@@ -117,8 +120,8 @@ internal sealed class CompareScenario : IScenario
         Func<Task<IAsyncDisposable>> start;
         if (design == Design.Worker)
         {
-            var settings = GongSettings(simulator, 3).Select(kv => $"--{kv.Key}={kv.Value}").ToList();
-            start = () => StartWorkerAsync(database, vhost, settings);
+            var workerSettings = GongSettings(simulator, 3).Select(kv => $"--{kv.Key}={kv.Value}").ToList();
+            start = () => StartWorkerAsync(database, vhost, workerSettings);
         }
         else
         {
@@ -126,7 +129,7 @@ internal sealed class CompareScenario : IScenario
             var kind = design == Design.BatchConsumer ? BaselineKind.BatchConsumer : BaselineKind.PerMessage;
             start = async () =>
             {
-                var host = await BaselineHost.StartAsync(kind, database.ConnectionString, vhost, simulator.BaseUrl, simulator.BasicAuthorization);
+                var host = await BaselineHost.StartAsync(kind, database.ConnectionString, vhost, simulator.BaseUrl, simulator.BasicAuthorization, settings.PermitInterval);
                 return new AsyncDisposable(async () =>
                 {
                     await host.StopAsync();
@@ -187,7 +190,7 @@ internal sealed class CompareScenario : IScenario
         var calls = simulator.State.GetCalls();
         var answered = calls.Where(c => c.Endpoint == SimulatorEndpoints.Assign && c.Status == 200).ToList();
         var stats = simulator.State.GetStats();
-        if (timeline)
+        if (settings.Timeline)
         {
             foreach (var c in calls)
             {
@@ -225,6 +228,9 @@ internal sealed class CompareScenario : IScenario
             contradicting,
             requests.Sum(r => r.ProspectIds.Count(id => !inFlow.Contains((id, r.FlowId)))));
     }
+
+    /// <summary>Options every run shares: print the call timeline; the baselines' permit interval.</summary>
+    private sealed record RunSettings(bool Timeline, TimeSpan PermitInterval);
 
     /// <summary>One run's figures.</summary>
     private sealed record Result(

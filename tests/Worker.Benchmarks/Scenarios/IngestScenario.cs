@@ -28,6 +28,9 @@ internal sealed class IngestScenario : IScenario
 {
     private const string Exchange = "Worker.Contracts:AssignProspectsToFlow";
 
+    /// <summary>Prospects per second Gong can take at its default limit: 3 calls/s x 200 prospects per call.</summary>
+    private const int GongDrainLimit = 600;
+
     public string Name => "ingest";
 
     public string Description => "AssignProspectsToFlow messages -> rows in Postgres: worker consumer vs a naive per-message SaveChanges consumer";
@@ -44,12 +47,14 @@ internal sealed class IngestScenario : IScenario
         Console.Error.WriteLine($"naive: {naive.ProspectsPerSecond:F0} prospects/s");
 
         var ratio = worker.ProspectsPerSecond / naive.ProspectsPerSecond;
+        var overDrainLimit = worker.ProspectsPerSecond / GongDrainLimit;
         return
         [
-            new(Name, "worker consumer, prospects/s", Format(worker.ProspectsPerSecond), $"{messages:N0} msgs x {prospects} prospects, {worker.Elapsed.TotalSeconds:F1} s; target >= 6,000"),
+            new(Name, "worker consumer, prospects/s", Format(worker.ProspectsPerSecond), $"{messages:N0} msgs x {prospects} prospects, {worker.Elapsed.TotalSeconds:F1} s"),
+            new(Name, "worker ingest / Gong's drain limit", overDrainLimit.ToString("F1", CultureInfo.InvariantCulture) + "x", $"Gong takes at most {GongDrainLimit} prospects/s (3 calls/s x 200); target >= 10x"),
             new(Name, "worker consumer, messages/s", Format(worker.ProspectsPerSecond / prospects), "group commit: INSERT .. ON CONFLICT + binary COPY"),
             new(Name, "naive consumer, prospects/s", Format(naive.ProspectsPerSecond), $"{naiveMessages:N0} msgs, EF Core SaveChanges per message, {naive.Elapsed.TotalSeconds:F1} s"),
-            new(Name, "ratio worker / naive", ratio.ToString("F1", CultureInfo.InvariantCulture) + "x", "target >= 10x"),
+            new(Name, "ratio worker / naive", ratio.ToString("F1", CultureInfo.InvariantCulture) + "x", "information only: moves with the machine's load"),
         ];
     }
 
