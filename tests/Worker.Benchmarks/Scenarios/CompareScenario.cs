@@ -44,7 +44,7 @@ internal sealed class CompareScenario : IScenario
         var groups = context.GetInt("compare-groups", 20);
         var total = context.GetInt("compare-prospects", 10_000);
         var designs = (context.GetString("compare-designs") ?? "worker,batch,per-message").Split(',', StringSplitOptions.TrimEntries);
-        var replicaCounts = (context.GetString("compare-replicas") ?? "1,2").Split(',').Select(int.Parse).ToArray();
+        var replicaCounts = (context.GetString("compare-replicas") ?? "1,2").Split(',').Select(r => int.Parse(r, Invariant)).ToArray();
         var settings = new RunSettings(
             context.GetString("compare-timeline") == "true",
             TimeSpan.FromMilliseconds(context.GetInt("compare-permit-ms", (int)BaselineHost.DefaultPermitInterval.TotalMilliseconds)));
