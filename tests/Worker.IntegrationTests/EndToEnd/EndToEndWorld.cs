@@ -49,8 +49,11 @@ internal sealed class EndToEndWorld : IAsyncDisposable
     /// <summary>
     /// Starts everything and returns once the worker's <c>/health/ready</c> answers 200 (bus endpoints ready).
     /// The simulator's and the worker's call rates are both set to <paramref name="callsPerSecond"/>.
+    /// <paramref name="beforeWorkerStarts"/> runs once the database, vhost, simulator, event listener and publisher exist
+    /// and no worker has touched the broker yet.
     /// </summary>
-    public static async Task<EndToEndWorld> StartAsync(SimulatorOptions? simulator = null, IEnumerable<string>? settings = null, int callsPerSecond = 20)
+    public static async Task<EndToEndWorld> StartAsync(
+        SimulatorOptions? simulator = null, IEnumerable<string>? settings = null, int callsPerSecond = 20, Func<EndToEndWorld, Task>? beforeWorkerStarts = null)
     {
         var services = await TestServices.GetAsync();
         var database = await services.CreateDatabaseAsync();
@@ -62,6 +65,17 @@ internal sealed class EndToEndWorld : IAsyncDisposable
         var world = new EndToEndWorld(database, vhost, sim, events);
         try
         {
+            world.Publisher = Bus.Factory.CreateUsingRabbitMq(cfg => cfg.Host(vhost.Host, (ushort)vhost.Port, vhost.Name, h =>
+            {
+                h.Username(vhost.Username);
+                h.Password(vhost.Password);
+            }));
+            await world.Publisher.StartAsync();
+            if (beforeWorkerStarts is not null)
+            {
+                await beforeWorkerStarts(world);
+            }
+
             string[] args =
             [
                 $"--ConnectionStrings:Postgres={database.ConnectionString}",
@@ -89,12 +103,6 @@ internal sealed class EndToEndWorld : IAsyncDisposable
             world.WorkerHttp = new HttpClient { BaseAddress = new Uri(app.Urls.First()), Timeout = TimeSpan.FromSeconds(30) };
             await Poll.UntilAsync(async () => (await world.ReadinessAsync()).Status == HttpStatusCode.OK, TimeSpan.FromSeconds(60), "worker /health/ready answers 200");
 
-            world.Publisher = Bus.Factory.CreateUsingRabbitMq(cfg => cfg.Host(vhost.Host, (ushort)vhost.Port, vhost.Name, h =>
-            {
-                h.Username(vhost.Username);
-                h.Password(vhost.Password);
-            }));
-            await world.Publisher.StartAsync();
             return world;
         }
         catch
