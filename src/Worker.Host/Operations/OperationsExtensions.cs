@@ -33,12 +33,20 @@ public static class OperationsExtensions
 
         builder.AddWorkerLogging();
 
-        builder.Services.AddHealthChecks()
+        builder.Services.AddSingleton<PendingMigrationsHealthCheck>();
+        builder.Services.AddHostedService<PendingMigrationsNotice>();
+        var checks = builder.Services.AddHealthChecks()
             .AddNpgSql(name: "postgres", tags: [HealthEndpoints.ReadyTag])
-            .AddCheck<DispatchHeartbeatHealthCheck>("dispatch", tags: [HealthEndpoints.ReadyTag])
+            .AddCheck<PendingMigrationsHealthCheck>("migrations", tags: [HealthEndpoints.ReadyTag])
             .AddCheck<GongCredentialsHealthCheck>("gong", tags: [HealthEndpoints.ReadyTag])
             .AddCheck<ShutdownHealthCheck>("shutdown", tags: [HealthEndpoints.ReadyTag])
             .AddCheck<BusStartHealthCheck>("bus-start", tags: [HealthEndpoints.LiveTag]);
+
+        // A replica that does not dispatch (Dispatch:Enabled=false) has no loop whose heartbeat could go stale.
+        if (builder.Configuration.GetValue("Dispatch:Enabled", true))
+        {
+            checks.AddCheck<DispatchHeartbeatHealthCheck>("dispatch", tags: [HealthEndpoints.ReadyTag]);
+        }
 
         // Every check (MassTransit's bus check included, registered by AddMassTransit) gets the same time limit.
         builder.Services.AddOptions<HealthCheckServiceOptions>()

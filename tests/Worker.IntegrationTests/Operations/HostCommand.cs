@@ -63,6 +63,13 @@ internal static class HostCommand
             start.Environment[key] = value;
         }
 
+        // What the test run's own environment holds (scripts/services-up.sh exports the worker's settings) must not fill in
+        // a setting a test leaves out on purpose: the empty string is removed.
+        foreach (var key in environment.Where(e => e.Value.Length == 0).Select(e => e.Key))
+        {
+            start.Environment.Remove(key);
+        }
+
         return start;
     }
 
