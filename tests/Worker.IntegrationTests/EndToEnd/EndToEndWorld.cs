@@ -53,7 +53,11 @@ internal sealed class EndToEndWorld : IAsyncDisposable
     /// and no worker has touched the broker yet.
     /// </summary>
     public static async Task<EndToEndWorld> StartAsync(
-        SimulatorOptions? simulator = null, IEnumerable<string>? settings = null, int callsPerSecond = 20, Func<EndToEndWorld, Task>? beforeWorkerStarts = null)
+        SimulatorOptions? simulator = null,
+        IEnumerable<string>? settings = null,
+        int callsPerSecond = 20,
+        Func<EndToEndWorld, Task>? beforeWorkerStarts = null,
+        Action<WebApplicationBuilder>? configureWorker = null)
     {
         var services = await TestServices.GetAsync();
         var database = await services.CreateDatabaseAsync();
@@ -96,7 +100,9 @@ internal sealed class EndToEndWorld : IAsyncDisposable
                 .. settings ?? [],
                 "--Urls=http://127.0.0.1:0",
             ];
-            var app = WorkerHost.CreateBuilder(args).Build();
+            var builder = WorkerHost.CreateBuilder(args);
+            configureWorker?.Invoke(builder);
+            var app = builder.Build();
             WorkerHost.MapEndpoints(app);
             await app.StartAsync();
             world.Worker = app;
