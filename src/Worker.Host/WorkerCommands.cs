@@ -26,6 +26,7 @@ public static class WorkerCommands
         root.Subcommands.Add(status);
         root.Subcommands.Add(Messaging.TopologyCommand.Create());
         root.Subcommands.Add(HealthCheckCommand.Create());
+        root.Subcommands.Add(Operations.Redrive.RedriveCommand.Create());
         root.TreatUnmatchedTokensAsErrors = false;
         root.SetAction((parse, ct) => Guarded(parse, args => RunAsync(args, ct)));
         return root;
