@@ -1,7 +1,7 @@
-using Microsoft.EntityFrameworkCore;
-using Microsoft.EntityFrameworkCore.Infrastructure;
+using System.Reflection;
 using Microsoft.EntityFrameworkCore.Migrations;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
+using Npgsql;
 using Worker.Persistence;
 
 namespace Worker.Host.Operations;
@@ -12,12 +12,23 @@ namespace Worker.Host.Operations;
 /// after the first Healthy answer the database is not asked again. Database errors are left to the <c>postgres</c> check
 /// (this one then reports Unhealthy with the exception).
 /// </summary>
-internal sealed class PendingMigrationsHealthCheck(IDbContextFactory<WorkerDbContext> factory) : IHealthCheck
+internal sealed class PendingMigrationsHealthCheck(NpgsqlDataSource dataSource) : IHealthCheck
 {
+    /// <summary>Migration ids this version ships, oldest first: read once from the persistence assembly's <see cref="MigrationAttribute"/>s.</summary>
+    private static readonly Lazy<string[]> Shipped = new(() => [.. typeof(WorkerDbContext).Assembly.GetTypes()
+        .Select(t => t.GetCustomAttribute<MigrationAttribute>()?.Id)
+        .OfType<string>()
+        .Order(StringComparer.Ordinal)]);
+
     private volatile bool upToDate;
 
     /// <summary>Migrations of this version not in the database's history, oldest first (empty when up to date).</summary>
-    /// <exception cref="Npgsql.NpgsqlException">The database cannot be read.</exception>
+    /// <remarks>
+    /// Plain SQL on the data source, no DbContext: a readiness probe must stay cheap (building EF's model under CPU
+    /// pressure can take seconds), and looking the history table up in the catalog first keeps a fresh database from
+    /// logging a failed SELECT.
+    /// </remarks>
+    /// <exception cref="NpgsqlException">The database cannot be read.</exception>
     public async Task<IReadOnlyList<string>> PendingAsync(CancellationToken cancellationToken)
     {
         if (upToDate)
@@ -25,17 +36,21 @@ internal sealed class PendingMigrationsHealthCheck(IDbContextFactory<WorkerDbCon
             return [];
         }
 
-        await using var db = await factory.CreateDbContextAsync(cancellationToken).ConfigureAwait(false);
+        var applied = new HashSet<string>(StringComparer.Ordinal);
+        await using (var exists = dataSource.CreateCommand($"SELECT to_regclass('\"{HistoryRepository.DefaultTableName}\"') IS NOT NULL"))
+        {
+            if ((bool)(await exists.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false))!)
+            {
+                await using var read = dataSource.CreateCommand($"SELECT migration_id FROM \"{HistoryRepository.DefaultTableName}\"");
+                await using var reader = await read.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+                while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+                {
+                    applied.Add(reader.GetString(0));
+                }
+            }
+        }
 
-        // Looking the history table up in the catalog first keeps EF from logging a failed SELECT on a fresh database
-        // (the provider's own ExistsAsync runs that SELECT and logs its failure as an error).
-        var history = db.GetService<IHistoryRepository>();
-        var exists = await db.Database.SqlQuery<bool>($"SELECT to_regclass({"\"" + HistoryRepository.DefaultTableName + "\""}) IS NOT NULL AS \"Value\"")
-            .SingleAsync(cancellationToken).ConfigureAwait(false);
-        var applied = exists
-            ? (await history.GetAppliedMigrationsAsync(cancellationToken).ConfigureAwait(false)).Select(m => m.MigrationId).ToHashSet(StringComparer.Ordinal)
-            : [];
-        var pending = db.Database.GetMigrations().Where(m => !applied.Contains(m)).ToList();
+        var pending = Shipped.Value.Where(m => !applied.Contains(m)).ToList();
         upToDate = pending.Count == 0;
         return pending;
     }

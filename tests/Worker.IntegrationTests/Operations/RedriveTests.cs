@@ -135,6 +135,40 @@ public sealed class RedriveTests
         Assert.Single(world.Events.For(derived));
     }
 
+    [Fact]
+    public async Task The_redrive_subcommand_parses_its_options_as_a_process_and_a_dry_run_changes_nothing()
+    {
+        var services = await TestServices.GetAsync();
+        await using var database = await services.CreateDatabaseAsync();
+        var now = DateTimeOffset.UtcNow;
+        await Seed(database, Original("orig-p", now,
+            ("p1", ProspectAssignmentStatus.Failed, "RetriesExhausted"),
+            ("p2", ProspectAssignmentStatus.Failed, "FlowNotFound"),
+            ("p3", ProspectAssignmentStatus.NotAssigned, "InvalidState")));
+        var environment = new Dictionary<string, string> { ["ConnectionStrings__Postgres"] = database.ConnectionString };
+        string[] selection =
+        [
+            "redrive", "--flow-id", Flow, "--error-code", "RetriesExhausted", "--not-assigned", "InvalidState",
+            "--from", now.AddHours(-1).UtcDateTime.ToString("yyyy-MM-ddTHH:mm:ssZ", System.Globalization.CultureInfo.InvariantCulture),
+        ];
+
+        var dry = await HostCommand.RunAsync([.. selection, "--dry-run"], environment, TimeSpan.FromMinutes(1));
+        Assert.True(dry.ExitCode == 0, dry.Text);
+        Assert.Contains("Selected: 2 prospects of 1 request(s).", dry.Lines);
+        Assert.Contains("Dry run: nothing changed.", dry.Lines);
+        await using (var db = database.CreateDbContext())
+        {
+            Assert.Equal(1, await db.AssignmentRequests.CountAsync());
+        }
+
+        var real = await HostCommand.RunAsync(selection, environment, TimeSpan.FromMinutes(1));
+        Assert.True(real.ExitCode == 0, real.Text);
+        Assert.Contains($"{Redriver.DerivedRequestId("orig-p", 1)} re-drives orig-p: 2 prospect(s)", real.Lines);
+
+        var stray = await HostCommand.RunAsync(["redrive", "everything"], environment, TimeSpan.FromMinutes(1));
+        Assert.Equal(2, stray.ExitCode);
+    }
+
     private static async Task<string> RunAsync(TestDatabase database, RedriveSelection selection, bool dryRun)
     {
         using var output = new StringWriter();
