@@ -5,7 +5,8 @@ namespace Worker.Host;
 
 /// <summary>
 /// The command line: <c>run</c> (default: ingest, dispatch and relay), <c>migrate</c> (apply EF Core
-/// migrations, for an init container or Job) and <c>status</c> (backlog and outcome summary).
+/// migrations and declare the broker topology, for an init container or Job), <c>status</c> (backlog and outcome
+/// summary) and the subcommands each defined in a file of its own (<c>topology</c>, <c>healthcheck</c>, <c>redrive</c>).
 /// Tokens the parser does not know (e.g. <c>--Gong:BaseUrl=http://127.0.0.1:5080</c>) are passed to the
 /// host's configuration.
 /// </summary>
@@ -75,7 +76,8 @@ public static class WorkerCommands
             return WithConfigurationErrorsAsync(action, tokens);
         }
 
-        Console.Error.WriteLine($"Unknown command or argument '{stray}'. Commands: run (default), migrate, status; settings as --Section:Key=value (see --help).");
+        var commands = string.Join(", ", parse.RootCommandResult.Command.Subcommands.Select(c => c.Name == "run" ? "run (default)" : c.Name));
+        Console.Error.WriteLine($"Unknown command or argument '{stray}'. Commands: {commands}; settings as --Section:Key=value (see --help).");
         return Task.FromResult(2);
     }
 
