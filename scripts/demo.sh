@@ -19,6 +19,8 @@ logs="$root/.demo"
 mkdir -p "$logs"
 
 eval "$(scripts/services-up.sh)"
+# Local defaults (appsettings.Development.json) fill whatever the environment above does not set.
+export DOTNET_ENVIRONMENT=Development
 
 echo "Building (Release)..."
 dotnet build src/Worker.Host -c Release -nologo -v quiet

@@ -5,7 +5,8 @@ namespace Worker.Host;
 
 /// <summary>
 /// The command line: <c>run</c> (default: ingest, dispatch and relay), <c>migrate</c> (apply EF Core
-/// migrations, for an init container or Job) and <c>status</c> (backlog and outcome summary).
+/// migrations and declare the broker topology, for an init container or Job), <c>status</c> (backlog and outcome
+/// summary) and the subcommands each defined in a file of its own (<c>topology</c>, <c>healthcheck</c>, <c>redrive</c>).
 /// Tokens the parser does not know (e.g. <c>--Gong:BaseUrl=http://127.0.0.1:5080</c>) are passed to the
 /// host's configuration.
 /// </summary>
@@ -17,13 +18,16 @@ public static class WorkerCommands
         var root = new RootCommand("Gong Engage flow assignment worker: RabbitMQ requests -> coalesced Gong calls -> results in Postgres and result events.");
         var run = new Command("run", "Run the worker (default): ingest, dispatch and relay.") { TreatUnmatchedTokensAsErrors = false };
         run.SetAction((parse, ct) => Guarded(parse, args => RunAsync(args, ct)));
-        var migrate = new Command("migrate", "Apply database migrations and exit.") { TreatUnmatchedTokensAsErrors = false };
+        var migrate = new Command("migrate", "Apply database migrations, declare the broker topology and exit.") { TreatUnmatchedTokensAsErrors = false };
         migrate.SetAction((parse, ct) => Guarded(parse, args => DatabaseMigrator.MigrateAsync(args, ct)));
         var status = new Command("status", "Print backlog, outcomes of the last hour, Gong call rate and rate-gate state from the database.") { TreatUnmatchedTokensAsErrors = false };
         status.SetAction((parse, ct) => Guarded(parse, args => StatusCommand.RunAsync(args, Console.Out, Console.Error, ct)));
         root.Subcommands.Add(run);
         root.Subcommands.Add(migrate);
         root.Subcommands.Add(status);
+        root.Subcommands.Add(Messaging.TopologyCommand.Create());
+        root.Subcommands.Add(HealthCheckCommand.Create());
+        root.Subcommands.Add(Operations.Redrive.RedriveCommand.Create());
         root.TreatUnmatchedTokensAsErrors = false;
         root.SetAction((parse, ct) => Guarded(parse, args => RunAsync(args, ct)));
         return root;
@@ -59,7 +63,11 @@ public static class WorkerCommands
         return null;
     }
 
-    private static Task<int> Guarded(ParseResult parse, Func<string[], Task<int>> action)
+    /// <summary>
+    /// Runs <paramref name="action"/> with the unmatched tokens as configuration arguments: exit code 2 for a stray word,
+    /// 1 with the messages for invalid settings. Every subcommand's action goes through it.
+    /// </summary>
+    internal static Task<int> Guarded(ParseResult parse, Func<string[], Task<int>> action)
     {
         var tokens = parse.UnmatchedTokens.ToArray();
         var stray = FindStrayToken(tokens);
@@ -68,7 +76,8 @@ public static class WorkerCommands
             return WithConfigurationErrorsAsync(action, tokens);
         }
 
-        Console.Error.WriteLine($"Unknown command or argument '{stray}'. Commands: run (default), migrate, status; settings as --Section:Key=value (see --help).");
+        var commands = string.Join(", ", parse.RootCommandResult.Command.Subcommands.Select(c => c.Name == "run" ? "run (default)" : c.Name));
+        Console.Error.WriteLine($"Unknown command or argument '{stray}'. Commands: {commands}; settings as --Section:Key=value (see --help).");
         return Task.FromResult(2);
     }
 

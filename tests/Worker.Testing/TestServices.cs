@@ -89,11 +89,19 @@ public sealed class TestServices
     public async Task<TestDatabase> CreateDatabaseAsync()
     {
         var template = await EnsureTemplateAsync().ConfigureAwait(false);
+        return await CreateDatabaseFromAsync($"TEMPLATE \"{template}\"").ConfigureAwait(false);
+    }
+
+    /// <summary>Creates a database with no tables at all (not even the migrations history) for one test (dropped on dispose).</summary>
+    public Task<TestDatabase> CreateEmptyDatabaseAsync() => CreateDatabaseFromAsync(string.Empty);
+
+    private async Task<TestDatabase> CreateDatabaseFromAsync(string createOptions)
+    {
         var name = $"test_{Stamp()}_{Guid.NewGuid().ToString("N")[..12]}";
         await using (var admin = new NpgsqlConnection(PostgresAdminConnectionString))
         {
             await admin.OpenAsync().ConfigureAwait(false);
-            await using var create = new NpgsqlCommand($"CREATE DATABASE \"{name}\" TEMPLATE \"{template}\"", admin);
+            await using var create = new NpgsqlCommand($"CREATE DATABASE \"{name}\" {createOptions}", admin);
             await create.ExecuteNonQueryAsync().ConfigureAwait(false);
         }
 

@@ -40,7 +40,8 @@ public sealed class WorkerCommandsTests
         {
             exitCode = await WorkerCommands.Create().Parse(
             [
-                "run", "--Urls=http://127.0.0.1:0", "--Gong:BaseUrl=http://127.0.0.1:9/", "--Gong:AccessKey=a",
+                "run", "--Urls=http://127.0.0.1:0", "--ConnectionStrings:Postgres=Host=127.0.0.1;Port=1;Database=none;Username=none",
+                "--RabbitMq:Password=none", "--Gong:BaseUrl=http://127.0.0.1:9/", "--Gong:AccessKey=a",
                 "--Gong:AccessKeySecret=b", "--Gong:MaxBatchSize=0",
             ]).InvokeAsync();
         }

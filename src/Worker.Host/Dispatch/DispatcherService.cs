@@ -179,6 +179,7 @@ internal sealed partial class DispatcherService(
     private async Task RunBatchAsync(AssignmentBatch batch)
     {
         await Task.Yield();
+        using var activity = WorkerTracing.StartBatch(batch);
         LogClaimed(batch.BatchId, batch.FlowId, batch.CrmProspectIds.Count, batch.ReconcileFirst.Count);
         using var leaseCancellation = new CancellationTokenSource();
         var lease = KeepLeaseAsync(batch.BatchId, leaseCancellation.Token);
@@ -207,10 +208,12 @@ internal sealed partial class DispatcherService(
             {
                 // The call may have reached Gong: whoever sends these prospects next asks the lookup first.
                 await WithRetriesAsync(ct => store.ReleaseAsync(batch.BatchId, reconcileFirst: true, ct)).ConfigureAwait(false);
+                WorkerTracing.SetOutcome(activity, "released");
             }
             else
             {
                 var recorded = await WithRetriesAsync(ct => store.RecordAsync(batch, result, ct)).ConfigureAwait(false);
+                WorkerTracing.SetOutcome(activity, recorded.LeaseLost ? "lease_lost" : "recorded", recorded.Outcomes);
                 if (recorded.LeaseLost)
                 {
                     LogLeaseLost(batch.BatchId);
@@ -231,6 +234,7 @@ internal sealed partial class DispatcherService(
         {
             // The lease runs out and another turn (of any replica) reclaims the batch as outcome unknown.
             LogRecordFailed(ex, batch.BatchId);
+            WorkerTracing.SetOutcome(activity, "record_failed", error: ex);
         }
         finally
         {

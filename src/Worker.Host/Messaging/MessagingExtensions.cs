@@ -1,5 +1,6 @@
 using MassTransit;
 using Microsoft.Extensions.Options;
+using Worker.Contracts;
 
 namespace Worker.Host.Messaging;
 
@@ -7,7 +8,9 @@ namespace Worker.Host.Messaging;
 public static class MessagingExtensions
 {
     /// <summary>Adds MassTransit with the RabbitMQ transport configured from <see cref="RabbitMqOptions"/>.</summary>
-    public static IHostApplicationBuilder AddWorkerMessaging(this IHostApplicationBuilder builder)
+    /// <param name="builder">The host builder.</param>
+    /// <param name="deployTopologyOnly">Declare exchanges, queues and bindings only, never consume (see <see cref="BrokerTopology"/>).</param>
+    public static IHostApplicationBuilder AddWorkerMessaging(this IHostApplicationBuilder builder, bool deployTopologyOnly = false)
     {
         ArgumentNullException.ThrowIfNull(builder);
         builder.Services.AddOptions<RabbitMqOptions>()
@@ -29,6 +32,11 @@ public static class MessagingExtensions
                     h.Password(options.Password);
                 });
                 cfg.PrefetchCount = options.PrefetchCount;
+                cfg.DeployTopologyOnly = deployTopologyOnly;
+
+                // The result exchange exists from the start, so a subscriber can bind its queue before the first event.
+                cfg.DeployPublishTopology = true;
+                cfg.Publish<FlowAssignmentCompleted>();
                 cfg.ConfigureEndpoints(context);
             });
         });

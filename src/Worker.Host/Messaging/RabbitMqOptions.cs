@@ -24,9 +24,9 @@ public sealed class RabbitMqOptions
     [Required(ErrorMessage = "RabbitMq:Username (RabbitMq__Username) is required.")]
     public string Username { get; set; } = "guest";
 
-    /// <summary>Password (never logged).</summary>
+    /// <summary>Password (never logged). No default: the local one lives in appsettings.Development.json, production's in the Secret.</summary>
     [Required(ErrorMessage = "RabbitMq:Password (RabbitMq__Password) is required.")]
-    public string Password { get; set; } = "guest";
+    public string Password { get; set; } = string.Empty;
 
     /// <summary>Declare the command queue as a quorum queue (survives node loss in a cluster; works on one node).</summary>
     public bool UseQuorumQueues { get; set; }

@@ -4,17 +4,22 @@ using Microsoft.Extensions.Options;
 using Npgsql;
 using OpenTelemetry.Metrics;
 using OpenTelemetry.Resources;
+using OpenTelemetry.Trace;
 
 namespace Worker.Host.Operations;
 
 /// <summary>
-/// The operational shell: JSON logs on stdout, health checks, OpenTelemetry metrics in Prometheus format, the
+/// The operational shell: JSON logs on stdout (with trace ids), health checks, OpenTelemetry metrics in Prometheus format,
+/// OpenTelemetry traces (exported over OTLP only when <see cref="OtlpEndpointSetting"/> is set), the
 /// database gauges and the graceful-shutdown timeout (section <see cref="OperationsOptions.SectionName"/>).
 /// </summary>
 public static class OperationsExtensions
 {
     /// <summary>Service name reported as the OpenTelemetry resource (<c>service.name</c>).</summary>
     public const string ServiceName = "gong-flow-worker";
+
+    /// <summary>Setting (environment variable) that turns the OTLP trace exporter on, e.g. <c>http://otel-collector:4317</c>.</summary>
+    public const string OtlpEndpointSetting = "OTEL_EXPORTER_OTLP_ENDPOINT";
 
     /// <summary>Adds logging, health checks, metrics and shutdown settings.</summary>
     /// <param name="builder">The host builder (a <c>NpgsqlDataSource</c> must be registered, see AddWorkerPersistence).</param>
@@ -33,12 +38,20 @@ public static class OperationsExtensions
 
         builder.AddWorkerLogging();
 
-        builder.Services.AddHealthChecks()
+        builder.Services.AddSingleton<PendingMigrationsHealthCheck>();
+        builder.Services.AddHostedService<PendingMigrationsNotice>();
+        var checks = builder.Services.AddHealthChecks()
             .AddNpgSql(name: "postgres", tags: [HealthEndpoints.ReadyTag])
-            .AddCheck<DispatchHeartbeatHealthCheck>("dispatch", tags: [HealthEndpoints.ReadyTag])
+            .AddCheck<PendingMigrationsHealthCheck>("migrations", tags: [HealthEndpoints.ReadyTag])
             .AddCheck<GongCredentialsHealthCheck>("gong", tags: [HealthEndpoints.ReadyTag])
             .AddCheck<ShutdownHealthCheck>("shutdown", tags: [HealthEndpoints.ReadyTag])
             .AddCheck<BusStartHealthCheck>("bus-start", tags: [HealthEndpoints.LiveTag]);
+
+        // A replica that does not dispatch (Dispatch:Enabled=false) has no loop whose heartbeat could go stale.
+        if (builder.Configuration.GetValue("Dispatch:Enabled", true))
+        {
+            checks.AddCheck<DispatchHeartbeatHealthCheck>("dispatch", tags: [HealthEndpoints.ReadyTag]);
+        }
 
         // Every check (MassTransit's bus check included, registered by AddMassTransit) gets the same time limit.
         builder.Services.AddOptions<HealthCheckServiceOptions>()
@@ -62,7 +75,20 @@ public static class OperationsExtensions
                 .AddHttpClientInstrumentation()
                 .AddRuntimeInstrumentation()
                 .AddNpgsqlInstrumentation()
-                .AddPrometheusExporter());
+                .AddPrometheusExporter())
+            .WithTracing(tracing =>
+            {
+                tracing
+                    .AddSource(WorkerTracing.SourceName)
+                    .AddSource(MassTransit.Logging.DiagnosticHeaders.DefaultListenerName)
+                    .AddHttpClientInstrumentation();
+
+                // Off unless an endpoint is configured (OTEL_EXPORTER_OTLP_ENDPOINT; the exporter reads the other OTEL_* settings itself).
+                if (!string.IsNullOrWhiteSpace(builder.Configuration[OtlpEndpointSetting]))
+                {
+                    tracing.AddOtlpExporter();
+                }
+            });
         return builder;
     }
 
@@ -75,6 +101,9 @@ public static class OperationsExtensions
     {
         ArgumentNullException.ThrowIfNull(builder);
         builder.Logging.ClearProviders();
+
+        // Every line logged inside a span (a batch, a consumed message, a Gong call) carries its TraceId and SpanId as a scope.
+        builder.Logging.Configure(options => options.ActivityTrackingOptions = ActivityTrackingOptions.TraceId | ActivityTrackingOptions.SpanId | ActivityTrackingOptions.ParentId);
         builder.Logging.AddJsonConsole(options =>
         {
             options.IncludeScopes = true;

@@ -11,15 +11,16 @@ public static class PersistenceExtensions
     public const string ConnectionStringName = "Postgres";
 
     /// <summary>Adds the data source and DbContext.</summary>
-    /// <exception cref="InvalidOperationException">When <c>ConnectionStrings:Postgres</c> is not set.</exception>
+    /// <exception cref="Microsoft.Extensions.Options.OptionsValidationException">When <c>ConnectionStrings:Postgres</c> is not set (the message names it).</exception>
     public static IHostApplicationBuilder AddWorkerPersistence(this IHostApplicationBuilder builder)
     {
         ArgumentNullException.ThrowIfNull(builder);
         var connectionString = builder.Configuration.GetConnectionString(ConnectionStringName);
         if (string.IsNullOrWhiteSpace(connectionString))
         {
-            throw new InvalidOperationException(
-                "Setting ConnectionStrings:Postgres (environment variable ConnectionStrings__Postgres) is required: an Npgsql connection string, e.g. Host=127.0.0.1;Database=worker;Username=worker;Password=…");
+            // The same exception as an invalid option, so the command line prints it as such (exit 1, no stack trace).
+            throw new Microsoft.Extensions.Options.OptionsValidationException(ConnectionStringName, typeof(string),
+                ["Setting ConnectionStrings:Postgres (environment variable ConnectionStrings__Postgres) is required: an Npgsql connection string, e.g. Host=127.0.0.1;Database=worker;Username=worker;Password=…"]);
         }
 
         builder.Services.AddNpgsqlDataSource(connectionString);

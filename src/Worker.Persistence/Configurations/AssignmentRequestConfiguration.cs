@@ -15,6 +15,7 @@ internal sealed class AssignmentRequestConfiguration : IEntityTypeConfiguration<
         builder.Property(r => r.OwnerEmailNormalized).HasMaxLength(512);
         builder.Property(r => r.Status).HasConversion<string>().HasMaxLength(32);
         builder.Property(r => r.ContentHash).HasMaxLength(64).IsFixedLength();
+        builder.Property(r => r.RedriveOfRequestId).HasMaxLength(256);
         // The idempotency guarantee: concurrent duplicates collide here, not in a check-then-insert.
         builder.HasIndex(r => r.RequestId).IsUnique();
         builder.HasIndex(r => r.ReceivedAt);

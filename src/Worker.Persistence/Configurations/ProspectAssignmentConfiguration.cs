@@ -22,5 +22,8 @@ internal sealed class ProspectAssignmentConfiguration : IEntityTypeConfiguration
         builder.HasIndex(p => p.BatchId).HasFilter("batch_id IS NOT NULL");
         builder.HasIndex(p => p.CrmProspectId);
         builder.HasIndex(p => new { p.Status, p.UpdatedAt });
+        builder.Property(p => p.RedrivenByRequestId).HasMaxLength(256);
+        // Re-drives whose request is not stored yet are found through it (see the redrive subcommand).
+        builder.HasIndex(p => p.RedrivenByRequestId).HasFilter("redriven_by_request_id IS NOT NULL");
     }
 }

@@ -56,6 +56,12 @@ public sealed class AssignmentRequest
     /// <summary>When the last prospect got its final outcome (UTC), or null.</summary>
     public DateTimeOffset? CompletedAt { get; set; }
 
+    /// <summary>
+    /// For a re-drive (requestId <c>redrive:&lt;generation&gt;:&lt;hash&gt;</c>, made by the <c>redrive</c> subcommand): the
+    /// requestId of the request whose Failed / NotAssigned prospects it sends again; null for a publisher's request.
+    /// </summary>
+    public string? RedriveOfRequestId { get; set; }
+
     /// <summary>The request's prospect rows.</summary>
     public List<ProspectAssignment> Prospects { get; set; } = [];
 }

@@ -59,6 +59,12 @@ public sealed class ProspectAssignment
     /// <summary>Earliest time the prospect may be dispatched (UTC); later than <see cref="CreatedAt"/> after a retryable error.</summary>
     public DateTimeOffset AvailableAt { get; set; }
 
+    /// <summary>
+    /// The requestId of the re-drive that sends this (final, Failed or NotAssigned) prospect again, or null. Set once: a row
+    /// already re-driven is never selected again, so repeating a re-drive adds nothing.
+    /// </summary>
+    public string? RedrivenByRequestId { get; set; }
+
     /// <summary>When the row was stored (UTC).</summary>
     public DateTimeOffset CreatedAt { get; set; }
 

@@ -85,6 +85,11 @@ namespace Worker.Persistence.Migrations
                         .HasColumnType("timestamp with time zone")
                         .HasColumnName("received_at");
 
+                    b.Property<string>("RedriveOfRequestId")
+                        .HasMaxLength(256)
+                        .HasColumnType("character varying(256)")
+                        .HasColumnName("redrive_of_request_id");
+
                     b.Property<int>("RejectedCount")
                         .HasColumnType("integer")
                         .HasColumnName("rejected_count");
@@ -406,6 +411,11 @@ namespace Worker.Persistence.Migrations
                         .HasColumnType("boolean")
                         .HasColumnName("reconciled");
 
+                    b.Property<string>("RedrivenByRequestId")
+                        .HasMaxLength(256)
+                        .HasColumnType("character varying(256)")
+                        .HasColumnName("redriven_by_request_id");
+
                     b.Property<string>("Status")
                         .IsRequired()
                         .HasMaxLength(16)
@@ -425,6 +435,10 @@ namespace Worker.Persistence.Migrations
 
                     b.HasIndex("CrmProspectId")
                         .HasDatabaseName("ix_prospect_assignments_crm_prospect_id");
+
+                    b.HasIndex("RedrivenByRequestId")
+                        .HasDatabaseName("ix_prospect_assignments_redriven_by_request_id")
+                        .HasFilter("redriven_by_request_id IS NOT NULL");
 
                     b.HasIndex("AssignmentRequestId", "CrmProspectId")
                         .IsUnique()

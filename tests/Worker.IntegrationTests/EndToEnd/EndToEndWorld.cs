@@ -49,8 +49,15 @@ internal sealed class EndToEndWorld : IAsyncDisposable
     /// <summary>
     /// Starts everything and returns once the worker's <c>/health/ready</c> answers 200 (bus endpoints ready).
     /// The simulator's and the worker's call rates are both set to <paramref name="callsPerSecond"/>.
+    /// <paramref name="beforeWorkerStarts"/> runs once the database, vhost, simulator, event listener and publisher exist
+    /// and no worker has touched the broker yet.
     /// </summary>
-    public static async Task<EndToEndWorld> StartAsync(SimulatorOptions? simulator = null, IEnumerable<string>? settings = null, int callsPerSecond = 20)
+    public static async Task<EndToEndWorld> StartAsync(
+        SimulatorOptions? simulator = null,
+        IEnumerable<string>? settings = null,
+        int callsPerSecond = 20,
+        Func<EndToEndWorld, Task>? beforeWorkerStarts = null,
+        Action<WebApplicationBuilder>? configureWorker = null)
     {
         var services = await TestServices.GetAsync();
         var database = await services.CreateDatabaseAsync();
@@ -62,6 +69,17 @@ internal sealed class EndToEndWorld : IAsyncDisposable
         var world = new EndToEndWorld(database, vhost, sim, events);
         try
         {
+            world.Publisher = Bus.Factory.CreateUsingRabbitMq(cfg => cfg.Host(vhost.Host, (ushort)vhost.Port, vhost.Name, h =>
+            {
+                h.Username(vhost.Username);
+                h.Password(vhost.Password);
+            }));
+            await world.Publisher.StartAsync();
+            if (beforeWorkerStarts is not null)
+            {
+                await beforeWorkerStarts(world);
+            }
+
             string[] args =
             [
                 $"--ConnectionStrings:Postgres={database.ConnectionString}",
@@ -82,19 +100,15 @@ internal sealed class EndToEndWorld : IAsyncDisposable
                 .. settings ?? [],
                 "--Urls=http://127.0.0.1:0",
             ];
-            var app = WorkerHost.CreateBuilder(args).Build();
+            var builder = WorkerHost.CreateBuilder(args);
+            configureWorker?.Invoke(builder);
+            var app = builder.Build();
             WorkerHost.MapEndpoints(app);
             await app.StartAsync();
             world.Worker = app;
             world.WorkerHttp = new HttpClient { BaseAddress = new Uri(app.Urls.First()), Timeout = TimeSpan.FromSeconds(30) };
             await Poll.UntilAsync(async () => (await world.ReadinessAsync()).Status == HttpStatusCode.OK, TimeSpan.FromSeconds(60), "worker /health/ready answers 200");
 
-            world.Publisher = Bus.Factory.CreateUsingRabbitMq(cfg => cfg.Host(vhost.Host, (ushort)vhost.Port, vhost.Name, h =>
-            {
-                h.Username(vhost.Username);
-                h.Password(vhost.Password);
-            }));
-            await world.Publisher.StartAsync();
             return world;
         }
         catch

@@ -36,20 +36,7 @@ internal sealed class WorkerProcess : IAsyncDisposable
         Assert.True(File.Exists(HostDll), $"{HostDll} exists");
         Assert.True(File.Exists(Path.ChangeExtension(HostDll, ".runtimeconfig.json")), "Worker.Host.runtimeconfig.json is next to it");
         var port = Operations.RunningWorker.ClosedPort();
-        var muxer = Environment.ProcessPath is { } path && Path.GetFileNameWithoutExtension(path) == "dotnet" ? path : "dotnet";
-        var start = new ProcessStartInfo(muxer)
-        {
-            UseShellExecute = false,
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            WorkingDirectory = Path.GetTempPath(),
-        };
-        start.ArgumentList.Add(HostDll);
-        start.ArgumentList.Add("run");
-        foreach (var (key, value) in environment)
-        {
-            start.Environment[key] = value;
-        }
+        var start = Operations.HostCommand.StartInfo(["run"], environment);
 
         start.Environment["Urls"] = $"http://127.0.0.1:{port.ToString(CultureInfo.InvariantCulture)}";
         var process = new Process { StartInfo = start, EnableRaisingEvents = true };

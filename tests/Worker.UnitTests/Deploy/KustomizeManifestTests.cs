@@ -141,10 +141,159 @@ public sealed class KustomizeManifestTests
         Assert.Contains("USER $APP_UID", dockerfile, StringComparison.Ordinal);
     }
 
+    /// <summary>Peak RSS of the worker measured by the <c>rss</c> benchmark with 1,000,000 pending prospects (README, "Benchmarks").</summary>
+    private const int MeasuredPeakRssMiB = 268;
+
+    [Theory]
+    [MemberData(nameof(Kustomizations))]
+    public void Pods_spread_across_nodes_the_budget_lets_unhealthy_pods_go_and_memory_is_requested_above_the_measured_peak(string path)
+    {
+        var documents = Render(path);
+        var deployment = Single(documents, "Deployment");
+        var selector = Map(Map(Map(deployment, "spec"), "selector"), "matchLabels");
+        var pod = Map(Map(Map(deployment, "spec"), "template"), "spec");
+        var spread = Seq(pod, "topologySpreadConstraints").Select(Map).ToList();
+        var byNode = Assert.Single(spread, c => Str(c, "topologyKey") == "kubernetes.io/hostname");
+        Assert.Equal("1", Str(byNode, "maxSkew"));
+        var spreadLabels = Map(Map(byNode, "labelSelector"), "matchLabels");
+        Assert.All(spreadLabels.Children, pair => Assert.Equal(((YamlScalarNode)pair.Value).Value, Str(selector, ((YamlScalarNode)pair.Key).Value!)));
+
+        Assert.Equal("AlwaysAllow", Str(Map(Single(documents, "PodDisruptionBudget"), "spec"), "unhealthyPodEvictionPolicy"));
+
+        var resources = Map(Map(Seq(pod, "containers")[0]), "resources");
+        var request = MiB(Str(Map(resources, "requests"), "memory"));
+        var limit = MiB(Str(Map(resources, "limits"), "memory"));
+        Assert.True(request > MeasuredPeakRssMiB, $"memory request {request} MiB must exceed the measured peak RSS {MeasuredPeakRssMiB} MiB");
+        Assert.True(limit > request, $"memory limit {limit} MiB must leave room above the request {request} MiB");
+    }
+
+    [Fact]
+    public void The_config_map_is_generated_with_a_content_hash_so_a_changed_setting_rolls_the_pods()
+    {
+        var copy = Directory.CreateTempSubdirectory("deploy-");
+        try
+        {
+            CopyDirectory(Path.Combine(RepositoryRoot(), "deploy"), copy.FullName);
+            var before = ConfigMapReferences(Render(Path.Combine(copy.FullName, "overlays/example")));
+            var env = Path.Combine(copy.FullName, "base/worker-config.env");
+            var text = File.ReadAllText(env);
+            Assert.Contains("Operations__DispatchStaleAfter=00:01:00", text, StringComparison.Ordinal);
+            File.WriteAllText(env, text.Replace("Operations__DispatchStaleAfter=00:01:00", "Operations__DispatchStaleAfter=00:02:00", StringComparison.Ordinal));
+            var after = ConfigMapReferences(Render(Path.Combine(copy.FullName, "overlays/example")));
+
+            Assert.StartsWith("worker-config-", before.Name, StringComparison.Ordinal);
+            Assert.All(before.References, r => Assert.Equal(before.Name, r));
+            Assert.All(after.References, r => Assert.Equal(after.Name, r));
+            Assert.NotEqual(before.Name, after.Name);
+        }
+        finally
+        {
+            copy.Delete(recursive: true);
+        }
+    }
+
+    [Fact]
+    public void Every_Dockerfile_FROM_is_pinned_by_digest_and_the_worker_runs_on_the_chiseled_runtime()
+    {
+        var dockerfiles = Directory.EnumerateFiles(RepositoryRoot(), "Dockerfile", SearchOption.AllDirectories)
+            .Where(f => !f.Contains($"{Path.DirectorySeparatorChar}bin{Path.DirectorySeparatorChar}", StringComparison.Ordinal)
+                        && !f.Contains($"{Path.DirectorySeparatorChar}obj{Path.DirectorySeparatorChar}", StringComparison.Ordinal))
+            .ToList();
+        Assert.Contains(dockerfiles, f => f.EndsWith("src/Worker.Host/Dockerfile", StringComparison.Ordinal));
+        foreach (var file in dockerfiles)
+        {
+            var stages = new List<string>();
+            foreach (var line in File.ReadLines(file).Select(l => l.Trim()).Where(l => l.StartsWith("FROM ", StringComparison.OrdinalIgnoreCase)))
+            {
+                var parts = line.Split(' ', StringSplitOptions.RemoveEmptyEntries).Where(p => !p.StartsWith("--", StringComparison.Ordinal)).ToArray();
+                var image = parts[1];
+                if (!stages.Contains(image, StringComparer.Ordinal))
+                {
+                    Assert.Matches(@"^[a-z0-9./-]+(:[A-Za-z0-9._-]+)?@sha256:[0-9a-f]{64}$", image);
+                }
+
+                if (parts.Length >= 4 && parts[2].Equals("AS", StringComparison.OrdinalIgnoreCase))
+                {
+                    stages.Add(parts[3]);
+                }
+            }
+
+            Assert.NotEmpty(stages);
+        }
+
+        var worker = File.ReadAllLines(Path.Combine(RepositoryRoot(), "src/Worker.Host/Dockerfile"));
+        var runtime = worker.Last(l => l.TrimStart().StartsWith("FROM ", StringComparison.Ordinal));
+        Assert.Contains("mcr.microsoft.com/dotnet/aspnet:", runtime, StringComparison.Ordinal);
+        Assert.Contains("-chiseled@sha256:", runtime, StringComparison.Ordinal);
+        Assert.DoesNotContain(worker, l => l.TrimStart().StartsWith("RUN ", StringComparison.Ordinal) && worker.ToList().IndexOf(l) > worker.ToList().IndexOf(runtime));
+    }
+
+    [Fact]
+    public void Compose_checks_the_worker_with_its_healthcheck_subcommand_and_migrate_declares_the_topology_first()
+    {
+        var compose = Parse(File.ReadAllText(Path.Combine(RepositoryRoot(), "docker-compose.yml"))).Single();
+        var services = Map(compose, "services");
+        var worker = Map(services, "worker");
+        var test = Seq(Map(worker, "healthcheck"), "test").Select(Str).ToList();
+        Assert.Equal(["CMD", "dotnet", "Worker.Host.dll", "healthcheck"], test);
+        Assert.Contains(WorkerCommands.Create().Subcommands, c => c.Name == "healthcheck");
+
+        var migrate = Map(services, "migrate");
+        Assert.Equal("migrate", Str(Seq(migrate, "command")[0]));
+        Assert.True(Map(migrate, "depends_on").Children.ContainsKey(new YamlScalarNode("rabbitmq")), "migrate declares the broker topology, so it waits for RabbitMQ");
+    }
+
+    [Fact]
+    public void The_image_carries_no_default_password()
+    {
+        var settings = File.ReadAllText(Path.Combine(RepositoryRoot(), "src/Worker.Host/appsettings.json"));
+        Assert.DoesNotContain("Password", settings, StringComparison.OrdinalIgnoreCase);
+        Assert.DoesNotContain("AccessKey", settings, StringComparison.OrdinalIgnoreCase);
+        Assert.Equal(string.Empty, new Worker.Host.Messaging.RabbitMqOptions().Password);
+
+        // The local defaults exist for Development only and are never published into the image.
+        Assert.Contains("Password", File.ReadAllText(Path.Combine(RepositoryRoot(), "src/Worker.Host/appsettings.Development.json")), StringComparison.Ordinal);
+        Assert.Contains("<Content Update=\"appsettings.Development.json\" CopyToPublishDirectory=\"Never\" />",
+            File.ReadAllText(Path.Combine(RepositoryRoot(), "src/Worker.Host/Worker.Host.csproj")), StringComparison.Ordinal);
+        Assert.Contains("appsettings.Development.json", File.ReadAllText(Path.Combine(RepositoryRoot(), ".dockerignore")), StringComparison.Ordinal);
+    }
+
+    private static (string Name, List<string> References) ConfigMapReferences(List<YamlMappingNode> documents)
+    {
+        var name = Str(Map(Single(documents, "ConfigMap"), "metadata"), "name");
+        var references = documents.Where(d => Kind(d) is "Deployment" or "Job")
+            .SelectMany(w => Seq(Map(Seq(Map(Map(Map(w, "spec"), "template"), "spec"), "containers")[0]), "envFrom").Select(Map))
+            .Where(s => s.Children.ContainsKey("configMapRef"))
+            .Select(s => Str(Map(s, "configMapRef"), "name"))
+            .ToList();
+        Assert.Equal(2, references.Count);
+        return (name, references);
+    }
+
+    private static void CopyDirectory(string source, string target)
+    {
+        foreach (var directory in Directory.EnumerateDirectories(source, "*", SearchOption.AllDirectories))
+        {
+            Directory.CreateDirectory(Path.Combine(target, Path.GetRelativePath(source, directory)));
+        }
+
+        foreach (var file in Directory.EnumerateFiles(source, "*", SearchOption.AllDirectories))
+        {
+            File.Copy(file, Path.Combine(target, Path.GetRelativePath(source, file)));
+        }
+    }
+
+    private static int MiB(string quantity) => quantity switch
+    {
+        _ when quantity.EndsWith("Gi", StringComparison.Ordinal) => int.Parse(quantity[..^2], CultureInfo.InvariantCulture) * 1024,
+        _ when quantity.EndsWith("Mi", StringComparison.Ordinal) => int.Parse(quantity[..^2], CultureInfo.InvariantCulture),
+        _ => throw new Xunit.Sdk.XunitException($"Unexpected memory quantity '{quantity}' (use Mi or Gi)."),
+    };
+
     private static List<YamlMappingNode> Render(string path)
     {
         var kubectl = Environment.GetEnvironmentVariable("KUBECTL") is { Length: > 0 } configured ? configured : "kubectl";
-        var start = new ProcessStartInfo(kubectl, ["kustomize", Path.Combine(RepositoryRoot(), path)])
+        var start = new ProcessStartInfo(kubectl, ["kustomize", Path.IsPathRooted(path) ? path : Path.Combine(RepositoryRoot(), path)])
         {
             RedirectStandardOutput = true,
             RedirectStandardError = true,
