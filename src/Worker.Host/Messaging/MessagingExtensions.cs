@@ -29,6 +29,7 @@ public static class MessagingExtensions
                     h.Password(options.Password);
                 });
                 cfg.PrefetchCount = options.PrefetchCount;
+                cfg.ConfigureJsonSerializerOptions(Ingest.AssignProspectsToFlowJson.Configure);
                 cfg.ConfigureEndpoints(context);
             });
         });
