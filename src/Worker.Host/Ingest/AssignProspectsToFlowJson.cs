@@ -46,20 +46,23 @@ public static class AssignProspectsToFlowJson
 
         foreach (var property in info.Properties)
         {
+            var path = "$." + property.Name;
             if (property.PropertyType == typeof(string))
             {
-                property.CustomConverter = LenientStringConverter.Instance;
+                property.CustomConverter = new LenientStringConverter(path);
             }
             else if (property.PropertyType == typeof(IReadOnlyList<string?>))
             {
-                property.CustomConverter = LenientStringListConverter.Instance;
+                property.CustomConverter = new LenientStringListConverter(path);
             }
         }
     }
 
     /// <summary>Reads a JSON string (or null) at the reader's token, keeping escaped unpaired surrogates.</summary>
-    /// <exception cref="JsonException">The token is not a string or null, or its bytes are not UTF-8 (the serializer adds the JSON path).</exception>
-    internal static string? ReadString(ref Utf8JsonReader reader)
+    /// <param name="reader">The reader, at the value's token.</param>
+    /// <param name="path">The value's JSON path for the error message, e.g. <c>$.flowId</c> or <c>$.crmProspectIds[3]</c>.</param>
+    /// <exception cref="JsonException">The token is not a string or null, or its bytes are not UTF-8; the message starts with <paramref name="path"/>.</exception>
+    internal static string? ReadString(ref Utf8JsonReader reader, string path)
     {
         if (reader.TokenType == JsonTokenType.Null)
         {
@@ -68,7 +71,7 @@ public static class AssignProspectsToFlowJson
 
         if (reader.TokenType != JsonTokenType.String)
         {
-            throw new JsonException();
+            throw WrongType(path, "a string or null", reader.TokenType);
         }
 
         try
@@ -78,16 +81,32 @@ public static class AssignProspectsToFlowJson
         catch (InvalidOperationException) when (reader.ValueIsEscaped)
         {
             var raw = reader.HasValueSequence ? reader.ValueSequence.ToArray() : reader.ValueSpan.ToArray();
-            return Unescape(raw);
+            return Unescape(raw) ?? throw NotUtf8(path);
         }
         catch (InvalidOperationException)
         {
-            throw new JsonException();
+            throw NotUtf8(path);
         }
     }
 
-    /// <summary>JSON string unescaping that keeps <c>\uXXXX</c> escapes of unpaired surrogates as they are.</summary>
-    private static string Unescape(ReadOnlySpan<byte> raw)
+    private static JsonException WrongType(string path, string expected, JsonTokenType found) =>
+        new($"{path}: expected {expected}, found a JSON {TokenName(found)}. The message was not stored; send the field as the contract says (contracts/AssignProspectsToFlow.schema.json).");
+
+    private static JsonException NotUtf8(string path) =>
+        new($"{path}: the string's bytes are not valid UTF-8. The message was not stored.");
+
+    private static string TokenName(JsonTokenType token) => token switch
+    {
+        JsonTokenType.Number => "number",
+        JsonTokenType.True or JsonTokenType.False => "boolean",
+        JsonTokenType.StartObject => "object",
+        JsonTokenType.StartArray => "array",
+        JsonTokenType.String => "string",
+        _ => token.ToString(),
+    };
+
+    /// <summary>JSON string unescaping that keeps <c>\uXXXX</c> escapes of unpaired surrogates as they are; null when the unescaped bytes are not UTF-8.</summary>
+    private static string? Unescape(ReadOnlySpan<byte> raw)
     {
         var builder = new StringBuilder(raw.Length);
         try
@@ -127,28 +146,24 @@ public static class AssignProspectsToFlowJson
         }
         catch (DecoderFallbackException)
         {
-            throw new JsonException();
+            return null;
         }
 
         return builder.ToString();
     }
 
-    private sealed class LenientStringConverter : JsonConverter<string?>
+    private sealed class LenientStringConverter(string path) : JsonConverter<string?>
     {
-        public static readonly LenientStringConverter Instance = new();
-
         public override bool HandleNull => true;
 
-        public override string? Read(ref Utf8JsonReader reader, Type typeToConvert, JsonSerializerOptions options) => ReadString(ref reader);
+        public override string? Read(ref Utf8JsonReader reader, Type typeToConvert, JsonSerializerOptions options) => ReadString(ref reader, path);
 
         // WriteStringValue writes JSON null for null.
         public override void Write(Utf8JsonWriter writer, string? value, JsonSerializerOptions options) => writer?.WriteStringValue(value);
     }
 
-    private sealed class LenientStringListConverter : JsonConverter<IReadOnlyList<string?>?>
+    private sealed class LenientStringListConverter(string path) : JsonConverter<IReadOnlyList<string?>?>
     {
-        public static readonly LenientStringListConverter Instance = new();
-
         public override bool HandleNull => true;
 
         public override IReadOnlyList<string?>? Read(ref Utf8JsonReader reader, Type typeToConvert, JsonSerializerOptions options)
@@ -160,13 +175,13 @@ public static class AssignProspectsToFlowJson
 
             if (reader.TokenType != JsonTokenType.StartArray)
             {
-                throw new JsonException();
+                throw WrongType(path, "an array of strings or null", reader.TokenType);
             }
 
             var list = new List<string?>();
             while (reader.Read() && reader.TokenType != JsonTokenType.EndArray)
             {
-                list.Add(ReadString(ref reader));
+                list.Add(ReadString(ref reader, string.Create(CultureInfo.InvariantCulture, $"{path}[{list.Count}]")));
             }
 
             return list;
