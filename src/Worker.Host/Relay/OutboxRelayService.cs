@@ -61,6 +61,13 @@ internal sealed partial class OutboxRelayService(
         WHERE o.id = v.id
         """;
 
+    /// <summary>
+    /// Log category of MassTransit's own lines about the relay's publishes (its <c>S-FAULT</c> error, one per failed
+    /// publish: up to <see cref="RelayOptions.BatchSize"/> a round). Off in appsettings.json (<c>None</c>): the relay logs
+    /// the failure once per state change with the reason; set it to <c>Error</c> to see every one.
+    /// </summary>
+    internal const string PublishLogCategory = "MassTransit.OutboxRelay";
+
     private static readonly TimeSpan ErrorBackoff = TimeSpan.FromSeconds(1);
     private readonly RelayOptions settings = options.Value;
 
@@ -256,6 +263,10 @@ internal sealed partial class OutboxRelayService(
     {
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         timeout.CancelAfter(settings.PublishTimeout);
+
+        // MassTransit logs through LogContext.Current, an AsyncLocal: this publish (and only this one) logs under
+        // PublishLogCategory. The method is async, so the caller's context is back when it returns.
+        LogContext.Current = LogContext.CreateLogContext(PublishLogCategory);
         try
         {
             // WaitAsync as well: a publish waiting for a lost connection must not hold the round (and its row lock) past
