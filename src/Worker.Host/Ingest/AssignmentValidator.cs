@@ -62,7 +62,10 @@ internal static class AssignmentValidator
     /// <summary>Longest owner email accepted (RFC 5321 path limit).</summary>
     public const int MaxEmailLength = 254;
 
+    // Caps of stored values (UTF-16 units), below their columns (crm_prospect_id and owner_email 512, flow_id 256) and
+    // above every valid value, so only an invalid value is ever cut.
     private const int MaxStoredIdLength = 500;
+    private const int MaxStoredEmailLength = 500;
     private const int MaxStoredFieldLength = 250;
 
     /// <summary>Validates <paramref name="message"/>.</summary>
@@ -183,7 +186,7 @@ internal static class AssignmentValidator
             }
         }
 
-        var ownerEmail = Storable(email ?? string.Empty, MaxStoredFieldLength);
+        var ownerEmail = Storable(email ?? string.Empty, MaxStoredEmailLength);
         return new ValidatedRequest(
             requestId,
             Storable(flowId ?? string.Empty, MaxStoredFieldLength),
