@@ -33,6 +33,8 @@ public static class DispatchExtensions
         builder.Services.AddOptions<RetentionOptions>().BindConfiguration(RetentionOptions.SectionName).ValidateDataAnnotations().ValidateOnStart();
 
         builder.Services.AddSingleton<OutboxSignal>();
+        builder.Services.AddSingleton<RelayPublishState>();
+        builder.Services.AddHealthChecks().AddCheck<RelayHealthCheck>("relay", tags: [Operations.HealthEndpoints.ReadyTag]);
         builder.Services.AddSingleton<DispatchStore>();
 
         // Hosted services stop in reverse order: the dispatcher first (its last outcomes reach the outbox), then the relay

@@ -419,7 +419,7 @@ internal sealed partial class GongBatchSender(
             HttpStatus = result.HttpStatus,
             GongRequestId = result.GongRequestId,
             OutcomeClass = outcomeClass,
-            Error = result.Error is { Length: > 2000 } e ? e[..2000] : result.Error,
+            Error = result.Error is { } e ? UserText.Truncate(e, 2000) : null,
             StartedAt = result.StartedAt,
             DurationMs = result.Duration.TotalMilliseconds,
             Replica = Replica,

@@ -1,6 +1,7 @@
 using Microsoft.Extensions.Options;
 using Npgsql;
 using NpgsqlTypes;
+using Worker.Host.Operations;
 
 namespace Worker.Host.Gong;
 
@@ -135,7 +136,7 @@ internal sealed class PostgresRateGate(NpgsqlDataSource dataSource, IOptions<Gon
     {
         await using var command = dataSource.CreateCommand(BlockSql);
         command.Parameters.Add(new NpgsqlParameter("until", NpgsqlDbType.TimestampTz) { Value = until.ToUniversalTime() });
-        command.Parameters.Add(new NpgsqlParameter("reason", NpgsqlDbType.Varchar) { Value = reason.Length > 512 ? reason[..512] : reason });
+        command.Parameters.Add(new NpgsqlParameter("reason", NpgsqlDbType.Varchar) { Value = UserText.Truncate(reason, 512) });
         command.Parameters.Add(new NpgsqlParameter("now", NpgsqlDbType.TimestampTz) { Value = time.GetUtcNow() });
         await command.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
     }

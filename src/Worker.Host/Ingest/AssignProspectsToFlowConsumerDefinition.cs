@@ -1,7 +1,8 @@
 using MassTransit;
+using MassTransit.Middleware;
 using Microsoft.Extensions.Options;
-using Npgsql;
 using Worker.Host.Messaging;
+using Worker.Host.Operations;
 
 namespace Worker.Host.Ingest;
 
@@ -12,18 +13,41 @@ namespace Worker.Host.Ingest;
 /// (<c>application/vnd.masstransit+json</c>) and plain JSON (<c>application/json</c>, or no content type) of
 /// any publisher, and retries transient Postgres failures with exponential backoff.
 /// </summary>
+/// <remarks>
+/// A database outage never sends a message to the error queue: after <see cref="IngestOptions.TransientRetryLimit"/>
+/// retries in place the message goes back to the queue (<see cref="IngestErrorFilter"/>), and MassTransit's kill switch
+/// (<c>UseKillSwitch</c>, counting only <see cref="DatabaseOutage"/> failures) stops the endpoint for
+/// <see cref="IngestOptions.OutagePause"/>, then starts it again; the first outage failure after a restart stops it
+/// again at once. So during an outage the messages wait Ready in the queue, none is held unacknowledged for long
+/// (RabbitMQ's consumer timeout is 30 minutes), and consuming resumes by itself once Postgres answers.
+/// </remarks>
 public sealed class AssignProspectsToFlowConsumerDefinition : ConsumerDefinition<AssignProspectsToFlowConsumer>
 {
+    /// <summary>
+    /// Kill switch: it may trip once more than this many messages were consumed in its tracking period (MassTransit
+    /// counts attempts strictly above the threshold), so two messages in a row failing on an unreachable database stop it.
+    /// </summary>
+    internal const int KillSwitchActivationThreshold = 1;
+
+    /// <summary>Kill switch: percentage of the tracking period's messages failing on the database that stops the endpoint.</summary>
+    internal const int KillSwitchTripThreshold = 10;
+
+    /// <summary>Kill switch: the window its counts cover; they reset after it (so a busy healthy minute cannot mask an outage for longer).</summary>
+    internal static readonly TimeSpan KillSwitchTrackingPeriod = TimeSpan.FromMinutes(1);
+
     private readonly IngestOptions ingest;
     private readonly RabbitMqOptions rabbitMq;
+    private readonly WorkerMetrics metrics;
 
     /// <summary>Creates the definition from the validated options.</summary>
-    public AssignProspectsToFlowConsumerDefinition(IOptions<IngestOptions> ingest, IOptions<RabbitMqOptions> rabbitMq)
+    public AssignProspectsToFlowConsumerDefinition(IOptions<IngestOptions> ingest, IOptions<RabbitMqOptions> rabbitMq, WorkerMetrics metrics)
     {
         ArgumentNullException.ThrowIfNull(ingest);
         ArgumentNullException.ThrowIfNull(rabbitMq);
+        ArgumentNullException.ThrowIfNull(metrics);
         this.ingest = ingest.Value;
         this.rabbitMq = rabbitMq.Value;
+        this.metrics = metrics;
         EndpointName = IngestOptions.QueueName;
     }
 
@@ -48,10 +72,24 @@ public sealed class AssignProspectsToFlowConsumerDefinition : ConsumerDefinition
         // conflict or unusable requestId goes straight to the error queue.
         consumerConfigurator.UseMessageRetry(r =>
         {
-            r.Handle<NpgsqlException>(ex => ex.IsTransient || ex.InnerException is System.Net.Sockets.SocketException or IOException or TimeoutException);
-            r.Handle<TimeoutException>();
-            r.Handle<System.Net.Sockets.SocketException>();
+            r.Handle<Exception>(DatabaseOutage.IsOutage);
             r.Exponential(ingest.TransientRetryLimit, ingest.RetryMinInterval, ingest.RetryMaxInterval, ingest.RetryMinInterval);
+        });
+
+        endpointConfigurator.UseKillSwitch(k => k
+            .SetActivationThreshold(KillSwitchActivationThreshold)
+            .SetTripThreshold(KillSwitchTripThreshold)
+            .SetTrackingPeriod(KillSwitchTrackingPeriod)
+            .SetRestartTimeout(ingest.OutagePause)
+            .SetExceptionFilter(f => f.Handle<Exception>(DatabaseOutage.IsOutage)));
+
+        // MassTransit's default error pipe (fault event, move to _error) behind IngestErrorFilter, which sends outage
+        // failures back to the queue instead and counts unreadable bodies.
+        endpointConfigurator.ConfigureError(e =>
+        {
+            e.UseFilter(new IngestErrorFilter(metrics));
+            e.UseFilter(new GenerateFaultFilter());
+            e.UseFilter(new ErrorTransportFilter());
         });
     }
 }

@@ -3,11 +3,12 @@ using System.Net.Mail;
 using System.Security.Cryptography;
 using System.Text;
 using Worker.Contracts;
+using Worker.Host.Operations;
 
 namespace Worker.Host.Ingest;
 
 /// <summary>A CRM prospect id refused on its own, in the form it is stored and reported under.</summary>
-/// <param name="CrmProspectId">The id as received; NUL replaced by U+FFFD and cut to 500 characters so Postgres can hold it.</param>
+/// <param name="CrmProspectId">The id as received; NUL and unpaired surrogates replaced by U+FFFD and cut (between characters) to 500 UTF-16 units so Postgres can hold it.</param>
 /// <param name="Reason">What is wrong with it (value shape and limit).</param>
 internal sealed record RejectedProspectId(string CrmProspectId, string Reason);
 
@@ -61,7 +62,10 @@ internal static class AssignmentValidator
     /// <summary>Longest owner email accepted (RFC 5321 path limit).</summary>
     public const int MaxEmailLength = 254;
 
+    // Caps of stored values (UTF-16 units), below their columns (crm_prospect_id and owner_email 512, flow_id 256) and
+    // above every valid value, so only an invalid value is ever cut.
     private const int MaxStoredIdLength = 500;
+    private const int MaxStoredEmailLength = 500;
     private const int MaxStoredFieldLength = 250;
 
     /// <summary>Validates <paramref name="message"/>.</summary>
@@ -82,6 +86,14 @@ internal static class AssignmentValidator
         {
             throw new UnusableRequestIdException(
                 $"requestId: {Describe(requestId)}; required: 1 to {MaxRequestIdLength} printable characters. The message was not stored.");
+        }
+
+        // The event must carry the requestId exactly as sent, and text with an unpaired surrogate cannot be stored
+        // (Postgres takes UTF-8) nor published unchanged (JSON writers replace it): there is nothing to answer to.
+        if (LoneSurrogateProblem(requestId) is { } lone)
+        {
+            throw new UnusableRequestIdException(
+                $"requestId: {lone}; required: 1 to {MaxRequestIdLength} printable characters. The message was not stored.");
         }
 
         var errors = new List<string>();
@@ -117,6 +129,10 @@ internal static class AssignmentValidator
         {
             errors.Add("flowInstanceOwnerEmail: empty or whitespace only; required: the Gong user's email address.");
         }
+        else if (LoneSurrogateProblem(email) is { } emailProblem)
+        {
+            errors.Add($"flowInstanceOwnerEmail: {emailProblem}; required: the Gong user's email address.");
+        }
         else if (!IsValidEmail(email))
         {
             errors.Add($"flowInstanceOwnerEmail: {Describe(email)} is not a valid email address (local@domain, at most {MaxEmailLength} characters).");
@@ -145,29 +161,32 @@ internal static class AssignmentValidator
         // its event carries the error and no per-id outcomes.
         if (ids is not null && ids.Count <= maxProspectsPerRequest)
         {
+            // Valid ids first: a rejected id is stored scrubbed and cut, and that form must never take the place of a
+            // valid id with the same text (the valid one would silently get no outcome).
+            var problems = new string?[ids.Count];
             for (var i = 0; i < ids.Count; i++)
             {
-                var id = ids[i];
-                var reason = ProspectIdProblem(id);
-                if (reason is null)
+                problems[i] = ProspectIdProblem(ids[i]);
+                if (problems[i] is null && seen.Add(ids[i]!))
                 {
-                    if (seen.Add(id!))
-                    {
-                        valid.Add(id!);
-                    }
-
-                    continue;
+                    valid.Add(ids[i]!);
                 }
+            }
 
-                var stored = Storable(id ?? string.Empty, MaxStoredIdLength);
-                if (seen.Add(stored))
+            for (var i = 0; i < ids.Count; i++)
+            {
+                if (problems[i] is { } reason)
                 {
-                    rejected.Add(new RejectedProspectId(stored, $"crmProspectIds[{i}]: {reason}"));
+                    var stored = Storable(ids[i] ?? string.Empty, MaxStoredIdLength);
+                    if (seen.Add(stored))
+                    {
+                        rejected.Add(new RejectedProspectId(stored, $"crmProspectIds[{i}]: {reason}"));
+                    }
                 }
             }
         }
 
-        var ownerEmail = Storable(email ?? string.Empty, MaxStoredFieldLength);
+        var ownerEmail = Storable(email ?? string.Empty, MaxStoredEmailLength);
         return new ValidatedRequest(
             requestId,
             Storable(flowId ?? string.Empty, MaxStoredFieldLength),
@@ -202,6 +221,11 @@ internal static class AssignmentValidator
             return $"contains the control character U+{(int)control:X4}; ids must not contain control characters.";
         }
 
+        if (LoneSurrogateProblem(id) is { } lone)
+        {
+            return $"{lone}; ids must be valid Unicode text.";
+        }
+
         if (string.IsNullOrWhiteSpace(id))
         {
             return $"whitespace only; each id must be 1 to {MaxProspectIdLength} characters, not only whitespace.";
@@ -234,25 +258,19 @@ internal static class AssignmentValidator
     }
 
     /// <summary>A short description of a bad value for a reason text: its length and, when short, the value itself.</summary>
-    private static string Describe(string value)
-    {
-        if (value.Any(char.IsControl))
-        {
-            var control = value.First(char.IsControl);
-            return $"{value.Length} characters including the control character U+{(int)control:X4}";
-        }
+    private static string Describe(string value) => UserText.Describe(value);
 
-        return value.Length <= 64
-            ? $"\"{value}\" ({value.Length} characters)"
-            : $"{value.Length} characters starting \"{value[..32]}\"";
+    /// <summary>The reason text for an unpaired surrogate in <paramref name="value"/>, or null when it is well-formed.</summary>
+    private static string? LoneSurrogateProblem(string value)
+    {
+        var index = UserText.LoneSurrogateIndex(value);
+        return index < 0
+            ? null
+            : $"contains an unpaired surrogate U+{(int)value[index]:X4} at index {index} (UTF-16), which is not valid Unicode text";
     }
 
-    /// <summary>Postgres text holds no NUL; cap the length so an oversized invalid value still fits its column.</summary>
-    private static string Storable(string value, int maxLength)
-    {
-        var result = value.Replace('\0', '\uFFFD');
-        return result.Length <= maxLength ? result : string.Concat(result.AsSpan(0, maxLength - 1), "…");
-    }
+    /// <summary>Postgres text holds no NUL nor unpaired surrogate; cap the length (on a character boundary) so an oversized invalid value still fits its column.</summary>
+    private static string Storable(string value, int maxLength) => UserText.Truncate(value, maxLength);
 
     /// <summary>
     /// SHA-256 over the content that matters: requestId, flowId, the trimmed lower-cased owner email and the set of

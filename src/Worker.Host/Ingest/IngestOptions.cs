@@ -20,12 +20,20 @@ public sealed class IngestOptions
     public int MaxMessagesPerTransaction { get; set; } = 256;
 
     /// <summary>
-    /// Retries of a message while Postgres is unreachable (default 50); the message stays unacknowledged meanwhile.
-    /// With the default intervals 50 retries span about 24 minutes, below RabbitMQ's 30-minute consumer timeout.
-    /// Past the last retry the message goes to the error queue with the database error as its reason.
+    /// Retries in place of a message whose write failed because Postgres is unreachable or overloaded (default 5:
+    /// 0.2 + 0.4 + 0.8 + 1.6 + 3.2 s with the default intervals). After the last one the message goes back to the queue
+    /// (Ready, never to the error queue) and the endpoint's kill switch stops consuming for <see cref="OutagePause"/>.
     /// </summary>
-    [Range(0, 10_000, ErrorMessage = "Ingest:TransientRetryLimit (Ingest__TransientRetryLimit) must be 0–10000.")]
-    public int TransientRetryLimit { get; set; } = 50;
+    [Range(0, 100, ErrorMessage = "Ingest:TransientRetryLimit (Ingest__TransientRetryLimit) must be 0–100.")]
+    public int TransientRetryLimit { get; set; } = 5;
+
+    /// <summary>
+    /// How long the command endpoint stops consuming once writes fail because Postgres is unreachable (default 30 s);
+    /// then it starts again, and stops again at the first such failure. Messages wait Ready in the queue meanwhile,
+    /// for an outage of any length. MassTransit's kill switch needs at least 1 s.
+    /// </summary>
+    [Range(typeof(TimeSpan), "00:00:01", "01:00:00", ErrorMessage = "Ingest:OutagePause (Ingest__OutagePause) must be 1 s – 1 h.")]
+    public TimeSpan OutagePause { get; set; } = TimeSpan.FromSeconds(30);
 
     /// <summary>First retry interval after a transient database error (default 200 ms); doubles up to <see cref="RetryMaxInterval"/>.</summary>
     [Range(typeof(TimeSpan), "00:00:00.001", "01:00:00", ErrorMessage = "Ingest:RetryMinInterval (Ingest__RetryMinInterval) must be 1 ms – 1 h.")]

@@ -1,5 +1,4 @@
 using System.Collections.Concurrent;
-using System.Net.Sockets;
 using Microsoft.Extensions.Options;
 using Npgsql;
 using NpgsqlTypes;
@@ -108,13 +107,6 @@ public sealed partial class IngestWriter(
         return await write.Completion.Task.ConfigureAwait(false);
     }
 
-    private static bool IsTransient(Exception exception) => exception switch
-    {
-        NpgsqlException npgsql => npgsql.IsTransient || npgsql.InnerException is SocketException or IOException or TimeoutException,
-        TimeoutException or SocketException or IOException => true,
-        _ => false,
-    };
-
     private async Task WriteBatchAsync(List<PendingWrite> batch)
     {
         if (batch.Count == 0)
@@ -130,7 +122,7 @@ public sealed partial class IngestWriter(
                 batch[i].Completion.TrySetResult(results[i]);
             }
         }
-        catch (Exception ex) when (batch.Count > 1 && !IsTransient(ex))
+        catch (Exception ex) when (batch.Count > 1 && !DatabaseOutage.IsOutage(ex))
         {
             // Something in one message (a value Postgres refuses) must not fail the others: write each alone.
             LogBatchSplit(logger, batch.Count, ex);

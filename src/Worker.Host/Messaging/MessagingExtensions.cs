@@ -37,6 +37,7 @@ public static class MessagingExtensions
                 // The result exchange exists from the start, so a subscriber can bind its queue before the first event.
                 cfg.DeployPublishTopology = true;
                 cfg.Publish<FlowAssignmentCompleted>();
+                cfg.ConfigureJsonSerializerOptions(Ingest.AssignProspectsToFlowJson.Configure);
                 cfg.ConfigureEndpoints(context);
             });
         });

@@ -19,7 +19,7 @@ internal sealed partial class DatabaseGauges : BackgroundService
     private const string SampleSql = """
         SELECT status, count(*) FROM prospect_assignments WHERE status IN ('Pending', 'InFlight') GROUP BY status;
         SELECT min(created_at) FROM prospect_assignments WHERE status = 'Pending';
-        SELECT count(*), min(created_at) FROM outbox_messages WHERE published_at IS NULL;
+        SELECT count(*), min(created_at) FROM outbox_messages WHERE published_at IS NULL AND failed_at IS NULL;
         SELECT blocked_until, day, day_call_count FROM rate_gate WHERE id = 1;
         """;
 

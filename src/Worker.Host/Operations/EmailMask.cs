@@ -8,7 +8,8 @@ public static class EmailMask
 {
     /// <summary>
     /// <c>owner@example.com</c> becomes <c>o***@example.com</c>; a value without <c>@</c> becomes <c>***</c>;
-    /// null or empty becomes an empty string. The mask length never depends on the address length.
+    /// null or empty becomes an empty string. The mask length never depends on the address length. The kept first
+    /// character is a whole text element (<see cref="UserText.FirstTextElement"/>), never half a surrogate pair.
     /// </summary>
     /// <param name="email">An email address (any case), or null.</param>
     public static string Mask(string? email)
@@ -24,7 +25,9 @@ public static class EmailMask
             return "***";
         }
 
-        var domain = email[(at + 1)..];
-        return at == 0 ? "***@" + domain : string.Concat(email.AsSpan(0, 1), "***@", domain);
+        // The first text element, not the first UTF-16 unit: an address starting with an emoji or an accented letter
+        // written as a letter plus a combining mark keeps that whole character (a lone surrogate is not valid text).
+        var domain = UserText.Scrub(email[(at + 1)..]);
+        return at == 0 ? "***@" + domain : string.Concat(UserText.FirstTextElement(email[..at]), "***@", domain);
     }
 }

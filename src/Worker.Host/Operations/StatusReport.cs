@@ -58,7 +58,7 @@ public sealed record StatusReport(
 
         SELECT blocked_until, blocked_reason, day, day_call_count FROM rate_gate WHERE id = 1;
 
-        SELECT count(*), min(created_at) FROM outbox_messages WHERE published_at IS NULL;
+        SELECT count(*), min(created_at) FROM outbox_messages WHERE published_at IS NULL AND failed_at IS NULL;
 
         SELECT count(*) FROM dispatch_batches WHERE completed_at IS NULL AND lease_expires_at < @now;
         """;

@@ -26,6 +26,7 @@ public sealed class WorkerMetrics : IDisposable
     private readonly Counter<long> reconciliations;
     private readonly Counter<long> eventsPublished;
     private readonly Histogram<double> outboxLag;
+    private readonly Counter<long> outboxDeadLettered;
 
     /// <summary>Creates the instruments on a meter from <paramref name="meterFactory"/>.</summary>
     public WorkerMetrics(IMeterFactory meterFactory)
@@ -41,6 +42,7 @@ public sealed class WorkerMetrics : IDisposable
         reconciliations = meter.CreateCounter<long>("flow_assignment.gong.reconciliations", "{prospect}", "Prospects looked up after an outcome-unknown call, by result (found, absent, lookup_failed).");
         eventsPublished = meter.CreateCounter<long>("flow_assignment.outbox.published", "{message}", "Outbox rows published to RabbitMQ, by result (published, failed).");
         outboxLag = meter.CreateHistogram<double>("flow_assignment.outbox.lag", "s", "Time from an outbox row's commit to its confirmed publish.");
+        outboxDeadLettered = meter.CreateCounter<long>("flow_assignment.outbox.dead_lettered", "{message}", "Outbox rows given up because their payload cannot be read as their message type: never published (view ops_outbox_dead_lettered).");
     }
 
     /// <summary>Counts stored messages; <paramref name="result"/> is accepted, rejected, duplicate, conflict or unreadable.</summary>
@@ -92,6 +94,9 @@ public sealed class WorkerMetrics : IDisposable
             outboxLag.Record(value.TotalSeconds);
         }
     }
+
+    /// <summary>Counts outbox rows the relay marked failed for good (unreadable payload).</summary>
+    public void OutboxDeadLettered(long count) => outboxDeadLettered.Add(count);
 
     /// <inheritdoc />
     public void Dispose() => meter.Dispose();

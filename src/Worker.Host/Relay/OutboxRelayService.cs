@@ -1,5 +1,7 @@
+using System.Text.Json;
 using MassTransit;
 using Microsoft.Extensions.Options;
+using Worker.Contracts;
 using Npgsql;
 using Worker.Host.Operations;
 using Worker.Persistence.Entities;
@@ -15,12 +17,17 @@ namespace Worker.Host.Relay;
 /// A round claims rows with <c>FOR UPDATE SKIP LOCKED</c> and sets <c>locked_until</c> (three publish timeouts ahead)
 /// in the same statement, so two replicas never publish one row at the same time. On stop the relay keeps
 /// publishing for <see cref="RelayOptions.FlushTimeout"/>; it is registered before the dispatcher, so it stops after
-/// the dispatcher has written its last outcomes.
+/// the dispatcher has written its last outcomes. A row whose payload cannot be read back as its message type can never
+/// be published: it is dead-lettered (<c>failed_at</c>, <c>failure_reason</c>, counted in
+/// <c>flow_assignment.outbox.dead_lettered</c>, logged once as an error, listed by the view <c>ops_outbox_dead_lettered</c>)
+/// and the rest keep going. Failing publishes are logged once when they start failing and once when they work again
+/// (<see cref="RelayPublishState"/>, also shown by readiness), not once per round.
 /// </remarks>
 internal sealed partial class OutboxRelayService(
     NpgsqlDataSource dataSource,
     IBus bus,
     OutboxSignal signal,
+    RelayPublishState publishState,
     WorkerMetrics metrics,
     IOptions<RelayOptions> options,
     TimeProvider timeProvider,
@@ -30,7 +37,7 @@ internal sealed partial class OutboxRelayService(
         UPDATE outbox_messages o SET locked_until = @locked_until, attempts = o.attempts + 1
         FROM (
             SELECT id FROM outbox_messages
-            WHERE published_at IS NULL AND available_at <= @now AND (locked_until IS NULL OR locked_until <= @now)
+            WHERE published_at IS NULL AND failed_at IS NULL AND available_at <= @now AND (locked_until IS NULL OR locked_until <= @now)
             ORDER BY available_at, created_at
             LIMIT @limit
             FOR UPDATE SKIP LOCKED) c
@@ -47,6 +54,19 @@ internal sealed partial class OutboxRelayService(
         FROM unnest(@ids, @available_at, @errors) AS v(id, available_at, error)
         WHERE o.id = v.id
         """;
+
+    private const string DeadLetterSql = """
+        UPDATE outbox_messages o SET failed_at = @now, failure_reason = v.reason, last_error = v.reason, locked_until = NULL
+        FROM unnest(@ids, @reasons) AS v(id, reason)
+        WHERE o.id = v.id
+        """;
+
+    /// <summary>
+    /// Log category of MassTransit's own lines about the relay's publishes (its <c>S-FAULT</c> error, one per failed
+    /// publish: up to <see cref="RelayOptions.BatchSize"/> a round). Off in appsettings.json (<c>None</c>): the relay logs
+    /// the failure once per state change with the reason; set it to <c>Error</c> to see every one.
+    /// </summary>
+    internal const string PublishLogCategory = "MassTransit.OutboxRelay";
 
     private static readonly TimeSpan ErrorBackoff = TimeSpan.FromSeconds(1);
     private readonly RelayOptions settings = options.Value;
@@ -77,10 +97,30 @@ internal sealed partial class OutboxRelayService(
 
         if (rows.Count == 0)
         {
+            await ClearFailingIfNothingWaitsAsync(cancellationToken).ConfigureAwait(false);
             return 0;
         }
 
-        var results = await Task.WhenAll(rows.Select(row => PublishAsync(row, cancellationToken))).ConfigureAwait(false);
+        var readable = new List<(OutboxMessage Row, FlowAssignmentCompleted Message)>(rows.Count);
+        var unreadable = new List<(OutboxMessage Row, string Reason)>();
+        foreach (var row in rows)
+        {
+            try
+            {
+                readable.Add((row, OutboxEvents.ReadCompleted(row)));
+            }
+            catch (Exception ex) when (ex is InvalidOperationException or JsonException or NotSupportedException)
+            {
+                unreadable.Add((row, UserText.Truncate($"{ex.GetType().Name}: {ex.Message}", 2000)));
+            }
+        }
+
+        if (unreadable.Count > 0)
+        {
+            await DeadLetterAsync(unreadable, now).ConfigureAwait(false);
+        }
+
+        var results = await Task.WhenAll(readable.Select(r => PublishAsync(r.Row, r.Message, cancellationToken))).ConfigureAwait(false);
         var done = timeProvider.GetUtcNow();
         var published = results.Where(r => r.Error is null).Select(r => r.Row).ToList();
         var failed = results.Where(r => r.Error is not null).ToList();
@@ -103,6 +143,7 @@ internal sealed partial class OutboxRelayService(
             await mark.ExecuteNonQueryAsync(CancellationToken.None).ConfigureAwait(false);
         }
 
+        RecordPublishState(published.Count, failed, done, cancellationToken);
         if (failed.Count > 0)
         {
             LogPublishFailed(failed[0].Error!, failed.Count, rows.Count);
@@ -136,7 +177,12 @@ internal sealed partial class OutboxRelayService(
             }
             catch (Exception ex) when (ex is not OutOfMemoryException)
             {
-                LogRoundFailed(ex);
+                // Once per failing period, not once per second: a database outage would otherwise log a line a second.
+                if (publishState.Failed($"the outbox could not be read or marked: {ex.GetType().Name}: {ex.Message}", timeProvider.GetUtcNow()))
+                {
+                    LogRoundFailed(ex);
+                }
+
                 await signal.WaitAsync(ErrorBackoff, timeProvider, stoppingToken).ConfigureAwait(false);
                 continue;
             }
@@ -165,13 +211,64 @@ internal sealed partial class OutboxRelayService(
         }
     }
 
-    private async Task<(OutboxMessage Row, Exception? Error)> PublishAsync(OutboxMessage row, CancellationToken cancellationToken)
+    /// <summary>
+    /// A failing period ends with a publish; a replica with nothing left to publish (another replica published the
+    /// rows, or the database came back with nothing waiting) must not stay Degraded, so it ends then too.
+    /// </summary>
+    private async Task ClearFailingIfNothingWaitsAsync(CancellationToken cancellationToken)
+    {
+        if (publishState.FailingSince is null)
+        {
+            return;
+        }
+
+        await using var waiting = dataSource.CreateCommand("SELECT EXISTS (SELECT 1 FROM outbox_messages WHERE published_at IS NULL AND failed_at IS NULL)");
+        if (await waiting.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false) is false && publishState.Succeeded() is { } since)
+        {
+            LogPublishingRecovered(timeProvider.GetUtcNow() - since, 0);
+        }
+    }
+
+    private void RecordPublishState(int published, List<(OutboxMessage Row, Exception? Error)> failed, DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        if (published > 0)
+        {
+            if (publishState.Succeeded() is { } since)
+            {
+                LogPublishingRecovered(now - since, published);
+            }
+        }
+        else if (failed.Count > 0 && !cancellationToken.IsCancellationRequested
+                 && publishState.Failed(Describe(failed[0].Error!), now))
+        {
+            LogPublishingFailing(failed[0].Error!, Describe(failed[0].Error!));
+        }
+    }
+
+    private async Task DeadLetterAsync(List<(OutboxMessage Row, string Reason)> unreadable, DateTimeOffset now)
+    {
+        await using var mark = dataSource.CreateCommand(DeadLetterSql);
+        mark.Parameters.AddWithValue("now", now);
+        mark.Parameters.AddWithValue("ids", unreadable.Select(u => u.Row.Id).ToArray());
+        mark.Parameters.AddWithValue("reasons", unreadable.Select(u => u.Reason).ToArray());
+        await mark.ExecuteNonQueryAsync(CancellationToken.None).ConfigureAwait(false);
+        metrics.OutboxDeadLettered(unreadable.Count);
+        foreach (var (row, reason) in unreadable)
+        {
+            LogDeadLettered(row.Id, row.MessageType, reason);
+        }
+    }
+
+    private async Task<(OutboxMessage Row, Exception? Error)> PublishAsync(OutboxMessage row, FlowAssignmentCompleted message, CancellationToken cancellationToken)
     {
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         timeout.CancelAfter(settings.PublishTimeout);
+
+        // MassTransit logs through LogContext.Current, an AsyncLocal: this publish (and only this one) logs under
+        // PublishLogCategory. The method is async, so the caller's context is back when it returns.
+        LogContext.Current = LogContext.CreateLogContext(PublishLogCategory);
         try
         {
-            var message = OutboxEvents.ReadCompleted(row);
             // WaitAsync as well: a publish waiting for a lost connection must not hold the round (and its row lock) past
             // the timeout even if the transport does not observe the token.
             await bus.Publish(message, context => context.MessageId = row.Id, timeout.Token).WaitAsync(timeout.Token).ConfigureAwait(false);
@@ -194,11 +291,20 @@ internal sealed partial class OutboxRelayService(
         ? "publish not confirmed within Relay:PublishTimeout"
         : $"{error.GetType().Name}: {error.Message}";
 
-    [LoggerMessage(Level = LogLevel.Warning, Message = "Publishing {Failed} of {Claimed} outbox rows failed; they will be retried")]
+    [LoggerMessage(Level = LogLevel.Debug, Message = "Publishing {Failed} of {Claimed} outbox rows failed; they will be retried")]
     private partial void LogPublishFailed(Exception exception, int failed, int claimed);
 
-    [LoggerMessage(Level = LogLevel.Error, Message = "Outbox relay round failed; retrying")]
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Publishing result events fails ({Reason}); they wait in the outbox and are retried. Logged once until publishing works again; readiness check 'relay' is Degraded meanwhile")]
+    private partial void LogPublishingFailing(Exception exception, string reason);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Publishing result events works again after {Duration}; {Published} published in this round")]
+    private partial void LogPublishingRecovered(TimeSpan duration, int published);
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "Outbox relay round failed; retrying every second. Logged once until a round publishes again")]
     private partial void LogRoundFailed(Exception exception);
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "Outbox row {OutboxId} cannot be read as {MessageType} and will never be published (dead-lettered: failed_at set, see ops_outbox_dead_lettered): {Reason}")]
+    private partial void LogDeadLettered(Guid outboxId, string messageType, string reason);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Outbox flush at shutdown did not finish; the rows left are published by the next replica to run")]
     private partial void LogFlushIncomplete(Exception exception);

@@ -35,4 +35,14 @@ public sealed class OutboxMessage
 
     /// <summary>Earliest next publish attempt (UTC) after a failure.</summary>
     public DateTimeOffset AvailableAt { get; set; }
+
+    /// <summary>
+    /// When the relay gave the row up for good (UTC): its payload cannot be read back as its message type, so it can
+    /// never be published. Null for every row that is published or still waiting. The row stays for ops
+    /// (view <c>ops_outbox_dead_lettered</c>) and is never retried.
+    /// </summary>
+    public DateTimeOffset? FailedAt { get; set; }
+
+    /// <summary>Why the row was given up (<see cref="FailedAt"/>): the reader's error, e.g. the JSON path that did not fit.</summary>
+    public string? FailureReason { get; set; }
 }

@@ -148,6 +148,15 @@ internal sealed class IngestHarness : IAsyncDisposable
         }
     }
 
+    /// <summary>The command queue right now (AMQP passive declare, not the management API's sampled figures): Ready messages and consumers.</summary>
+    public async Task<(uint Ready, uint Consumers)> CommandQueueAsync()
+    {
+        amqp ??= await new ConnectionFactory { Uri = VirtualHost.AmqpUri }.CreateConnectionAsync();
+        await using var channel = await amqp.CreateChannelAsync();
+        var ok = await channel.QueueDeclarePassiveAsync(IngestOptions.QueueName);
+        return (ok.MessageCount, ok.ConsumerCount);
+    }
+
     public async Task<int> CountRequestsAsync()
     {
         await using var db = Database.CreateDbContext();

@@ -26,6 +26,28 @@ public sealed class AssignmentValidatorTests
         Assert.Equal(64, a.Length);
     }
 
+    [Fact]
+    public void A_valid_owner_email_of_254_characters_is_kept_whole()
+    {
+        var email = new string('o', 64) + "@" + string.Join('.', Enumerable.Repeat(new string('d', 61), 3)) + ".com"; // 254
+        Assert.Equal(254, email.Length);
+        var result = AssignmentValidator.Validate(Valid with { FlowInstanceOwnerEmail = email }, 10_000);
+        Assert.False(result.IsRejected);
+        Assert.Equal(email, result.OwnerEmail);
+    }
+
+    [Fact]
+    public void Values_cut_for_storage_never_split_a_surrogate_pair()
+    {
+        var emoji = char.ConvertFromUtf32(0x1F600);
+        var result = AssignmentValidator.Validate(
+            Valid with { FlowId = string.Concat(Enumerable.Repeat(emoji, 200)), CrmProspectIds = ["ok", string.Concat(Enumerable.Repeat(emoji, 300))] }, 10_000);
+        Assert.True(result.IsRejected);
+        Assert.Equal(-1, Worker.Host.Operations.UserText.LoneSurrogateIndex(result.FlowId));
+        Assert.Equal(-1, Worker.Host.Operations.UserText.LoneSurrogateIndex(result.RejectedIds.Single().CrmProspectId));
+        Assert.All(result.Errors, e => Assert.Equal(-1, Worker.Host.Operations.UserText.LoneSurrogateIndex(e)));
+    }
+
     [Theory]
     [InlineData(null)]
     [InlineData("")]
