@@ -216,9 +216,9 @@ internal sealed partial class DispatcherService(
                     LogLeaseLost(batch.BatchId);
                 }
 
-                foreach (var (status, count) in recorded.Outcomes)
+                foreach (var ((status, errorCode), count) in recorded.Outcomes)
                 {
-                    metrics.ProspectOutcomes(status, count);
+                    metrics.ProspectOutcomes(status, errorCode, count);
                 }
 
                 if (recorded.CompletedRequests > 0)

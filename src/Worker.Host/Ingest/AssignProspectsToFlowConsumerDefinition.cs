@@ -1,7 +1,9 @@
 using MassTransit;
+using MassTransit.Middleware;
 using Microsoft.Extensions.Options;
 using Npgsql;
 using Worker.Host.Messaging;
+using Worker.Host.Operations;
 
 namespace Worker.Host.Ingest;
 
@@ -16,14 +18,17 @@ public sealed class AssignProspectsToFlowConsumerDefinition : ConsumerDefinition
 {
     private readonly IngestOptions ingest;
     private readonly RabbitMqOptions rabbitMq;
+    private readonly WorkerMetrics metrics;
 
     /// <summary>Creates the definition from the validated options.</summary>
-    public AssignProspectsToFlowConsumerDefinition(IOptions<IngestOptions> ingest, IOptions<RabbitMqOptions> rabbitMq)
+    public AssignProspectsToFlowConsumerDefinition(IOptions<IngestOptions> ingest, IOptions<RabbitMqOptions> rabbitMq, WorkerMetrics metrics)
     {
         ArgumentNullException.ThrowIfNull(ingest);
         ArgumentNullException.ThrowIfNull(rabbitMq);
+        ArgumentNullException.ThrowIfNull(metrics);
         this.ingest = ingest.Value;
         this.rabbitMq = rabbitMq.Value;
+        this.metrics = metrics;
         EndpointName = IngestOptions.QueueName;
     }
 
@@ -43,6 +48,15 @@ public sealed class AssignProspectsToFlowConsumerDefinition : ConsumerDefinition
         {
             rabbit.SetQuorumQueue();
         }
+
+        // MassTransit's default error pipe (a Fault event, then the move to the _error queue), counted first, so an
+        // alert sees error-queue inflow without RabbitMQ's own exporter.
+        endpointConfigurator.ConfigureError(error =>
+        {
+            error.UseFilter(new ErrorQueueCountFilter(metrics));
+            error.UseFilter(new GenerateFaultFilter());
+            error.UseFilter(new ErrorTransportFilter());
+        });
 
         // Only an unreachable or overloaded database is worth retrying; invalid content never throws, and a
         // conflict or unusable requestId goes straight to the error queue.
