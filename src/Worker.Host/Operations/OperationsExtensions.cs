@@ -50,6 +50,7 @@ public static class OperationsExtensions
                 }
             });
 
+        builder.Services.AddHostedService<AlertedSeriesInitializer>();
         builder.Services.AddSingleton<DatabaseGauges>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<DatabaseGauges>());
 

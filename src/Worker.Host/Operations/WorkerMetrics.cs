@@ -83,6 +83,33 @@ public sealed class WorkerMetrics : IDisposable
         prospectOutcomes.Add(count, tags);
     }
 
+    /// <summary>
+    /// Creates, at 0, the counter series the alerts read with <c>increase()</c>: Prometheus counts nothing for a series
+    /// whose first sample is already above 0, so without this the first Failed batch after a start (or the first message
+    /// in the error queue) would never alert. Series: <c>prospect_outcomes_total{status="Failed"}</c> for each error code a
+    /// Failed prospect can carry, <c>messages_moved_to_error_queue_total</c> for each reason, and the assign 429s.
+    /// Call once the metrics exporter listens (measurements made before are dropped).
+    /// </summary>
+    public void StartAlertedSeriesAtZero()
+    {
+        foreach (var code in FailedErrorCodes)
+        {
+            ProspectOutcomes("Failed", code, 0);
+        }
+
+        foreach (var reason in new[] { ErrorQueueReasons.Unreadable, ErrorQueueReasons.UnusableRequestId, ErrorQueueReasons.RequestIdConflict, ErrorQueueReasons.DatabaseUnavailable, ErrorQueueReasons.Other })
+        {
+            movedToErrorQueue.Add(0, new KeyValuePair<string, object?>("reason", reason));
+        }
+
+        // The same attributes, value types included, as GongCall records for a 429 (the rate gate treats it as safe to resend).
+        gongCalls.Add(0, new TagList { { "endpoint", "assign" }, { "outcome_class", "SafeToResend" }, { "http.response.status_code", 429 } });
+    }
+
+    /// <summary>Error codes of Failed prospects (docs/DESIGN.md), plus <see cref="OutcomeErrorCodes.Other"/>.</summary>
+    public static IReadOnlyList<string> FailedErrorCodes { get; } =
+        ["Forbidden", "FlowNotFound", "BadRequest", "MissingFromResponse", "RetriesExhausted", OutcomeErrorCodes.Other];
+
     /// <summary>Counts a message moved to the error queue; <paramref name="reason"/> is one of <see cref="ErrorQueueReasons"/>.</summary>
     public void MovedToErrorQueue(string reason) => movedToErrorQueue.Add(1, new KeyValuePair<string, object?>("reason", reason));
 

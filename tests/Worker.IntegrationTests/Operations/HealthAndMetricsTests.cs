@@ -191,8 +191,8 @@ public sealed class HealthAndMetricsTests
         var scrape = await RunningWorker.EventuallyAsync(
             () => worker.GetAsync(HealthEndpoints.MetricsPath),
             r => r.Body.Contains("flow_assignment_backlog_group_prospects", StringComparison.Ordinal)
-                && r.Body.Contains("reason=\"unusable_request_id\"", StringComparison.Ordinal)
-                && r.Body.Contains("reason=\"unreadable\"", StringComparison.Ordinal),
+                && System.Text.RegularExpressions.Regex.IsMatch(r.Body, @"(?m)^flow_assignment_messages_moved_to_error_queue_total\{[^}]*reason=""unusable_request_id""[^}]*\} 1$")
+                && System.Text.RegularExpressions.Regex.IsMatch(r.Body, @"(?m)^flow_assignment_messages_moved_to_error_queue_total\{[^}]*reason=""unreadable""[^}]*\} 1$"),
             Patience);
         var text = scrape.Body;
 
@@ -227,6 +227,11 @@ public sealed class HealthAndMetricsTests
         Assert.DoesNotContain("second.owner@example.org", text, StringComparison.Ordinal);
         Assert.Matches(@"(?m)^flow_assignment_messages_moved_to_error_queue_total\{[^}]*reason=""unreadable""[^}]*\} 1$", text);
         Assert.Matches(@"(?m)^flow_assignment_messages_moved_to_error_queue_total\{[^}]*reason=""unusable_request_id""[^}]*\} 1$", text);
+
+        // The series the alerts read with increase() exist at 0 from the start, so their first increment alerts.
+        Assert.Matches(@"(?m)^flow_assignment_messages_moved_to_error_queue_total\{[^}]*reason=""request_id_conflict""[^}]*\} 0$", text);
+        Assert.Matches(@"(?m)^flow_assignment_prospect_outcomes_total\{[^}]*error_code=""RetriesExhausted""[^}]*status=""Failed""[^}]*\} 0$", text);
+        Assert.Matches(@"(?m)^flow_assignment_gong_calls_total\{[^}]*http_response_status_code=""429""[^}]*\} 0$", text);
 
         // The exporter's naming rules hold for every family, and each is listed in the README's metrics table.
         var readme = await File.ReadAllTextAsync(RepositoryRoot.Combine("README.md"));
