@@ -18,15 +18,6 @@ namespace Worker.Host.Operations;
 /// </summary>
 internal sealed partial class DatabaseGauges : BackgroundService
 {
-    private const string SampleSql = """
-        SELECT status, count(*) FROM prospect_assignments WHERE status IN ('Pending', 'InFlight') GROUP BY status;
-        SELECT min(created_at) FROM prospect_assignments WHERE status = 'Pending';
-        SELECT count(*), min(created_at) FROM outbox_messages WHERE published_at IS NULL;
-        SELECT blocked_until, day, day_call_count FROM rate_gate WHERE id = 1;
-        SELECT flow_id, owner_email, count(*) FROM prospect_assignments WHERE status IN ('Pending', 'InFlight')
-        GROUP BY flow_id, owner_email ORDER BY 3 DESC, 1, 2 LIMIT 20;
-        """;
-
     /// <summary>Most (flow, owner) groups reported in <c>flow_assignment_backlog_group_prospects</c> (the largest backlogs); keeps the series count bounded.</summary>
     public const int MaxGroupsReported = 20;
 
@@ -35,6 +26,15 @@ internal sealed partial class DatabaseGauges : BackgroundService
 
     /// <summary><c>reason</c> of the blocked-remaining series for a spent daily budget (open again at 00:00 UTC).</summary>
     public const string BlockedByDailyLimit = "daily_limit";
+
+    private static readonly string SampleSql = $"""
+        SELECT status, count(*) FROM prospect_assignments WHERE status IN ('Pending', 'InFlight') GROUP BY status;
+        SELECT min(created_at) FROM prospect_assignments WHERE status = 'Pending';
+        SELECT count(*), min(created_at) FROM outbox_messages WHERE published_at IS NULL;
+        SELECT blocked_until, day, day_call_count FROM rate_gate WHERE id = 1;
+        SELECT flow_id, owner_email, count(*) FROM prospect_assignments WHERE status IN ('Pending', 'InFlight')
+        GROUP BY flow_id, owner_email ORDER BY 3 DESC, 1, 2 LIMIT {MaxGroupsReported};
+        """;
 
     private readonly NpgsqlDataSource dataSource;
     private readonly TimeProvider timeProvider;
