@@ -24,9 +24,9 @@ internal sealed record PendingGroup(string FlowId, string OwnerEmail, DateTimeOf
 
 /// <summary>What a batch's results changed, for metrics and logs.</summary>
 /// <param name="LeaseLost">The batch had been reclaimed by another replica: nothing but the calls was written.</param>
-/// <param name="Outcomes">Final outcomes recorded, by prospect status name (one per row).</param>
+/// <param name="Outcomes">Final outcomes recorded, by prospect status name and error code (one per row).</param>
 /// <param name="CompletedRequests">Requests that became complete (their events are in the outbox).</param>
-internal sealed record RecordedBatch(bool LeaseLost, IReadOnlyDictionary<string, int> Outcomes, int CompletedRequests);
+internal sealed record RecordedBatch(bool LeaseLost, IReadOnlyDictionary<(string Status, string? ErrorCode), int> Outcomes, int CompletedRequests);
 
 /// <summary>
 /// The dispatcher's SQL: finding ready groups, claiming batches (advisory lock per group + <c>FOR UPDATE SKIP LOCKED</c>),
@@ -339,7 +339,7 @@ internal sealed class DispatchStore(
             {
                 await db.SaveChangesAsync(cancellationToken).ConfigureAwait(false);
                 await transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
-                return new RecordedBatch(true, new Dictionary<string, int>(), 0);
+                return new RecordedBatch(true, new Dictionary<(string Status, string? ErrorCode), int>(), 0);
             }
         }
 
@@ -352,7 +352,7 @@ internal sealed class DispatchStore(
         var rows = await db.ProspectAssignments
             .Where(p => p.BatchId == batch.BatchId && p.Status == ProspectAssignmentStatus.InFlight)
             .ToListAsync(cancellationToken).ConfigureAwait(false);
-        var outcomes = new Dictionary<string, int>(StringComparer.Ordinal);
+        var outcomes = new Dictionary<(string Status, string? ErrorCode), int>();
         var deltas = new SortedDictionary<long, RequestDelta>();
         foreach (var row in rows)
         {
@@ -365,8 +365,8 @@ internal sealed class DispatchStore(
                 continue;
             }
 
-            var name = row.Status.ToString();
-            outcomes[name] = outcomes.GetValueOrDefault(name) + 1;
+            var key = (row.Status.ToString(), row.ErrorCode);
+            outcomes[key] = outcomes.GetValueOrDefault(key) + 1;
             var delta = deltas.GetValueOrDefault(row.AssignmentRequestId);
             deltas[row.AssignmentRequestId] = delta with
             {

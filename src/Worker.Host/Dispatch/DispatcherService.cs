@@ -213,15 +213,16 @@ internal sealed partial class DispatcherService(
             else
             {
                 var recorded = await WithRetriesAsync(ct => store.RecordAsync(batch, result, ct)).ConfigureAwait(false);
-                WorkerTracing.SetOutcome(activity, recorded.LeaseLost ? "lease_lost" : "recorded", recorded.Outcomes);
+                WorkerTracing.SetOutcome(activity, recorded.LeaseLost ? "lease_lost" : "recorded",
+                    recorded.Outcomes.GroupBy(o => o.Key.Status).ToDictionary(g => g.Key, g => g.Sum(o => o.Value), StringComparer.Ordinal));
                 if (recorded.LeaseLost)
                 {
                     LogLeaseLost(batch.BatchId);
                 }
 
-                foreach (var (status, count) in recorded.Outcomes)
+                foreach (var ((status, errorCode), count) in recorded.Outcomes)
                 {
-                    metrics.ProspectOutcomes(status, count);
+                    metrics.ProspectOutcomes(status, errorCode, count);
                 }
 
                 if (recorded.CompletedRequests > 0)

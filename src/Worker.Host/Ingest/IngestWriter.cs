@@ -186,10 +186,14 @@ public sealed partial class IngestWriter(
     private void RecordStored(ValidatedRequest request)
     {
         metrics.MessageIngested(request.CompletesAtOnce ? "rejected" : "accepted");
-        var rejected = request.IsRejected ? request.ProspectCount : request.RejectedIds.Count;
-        if (rejected > 0)
+        if (request.IsRejected && request.ValidIds.Count > 0)
         {
-            metrics.ProspectOutcomes(nameof(ProspectStatus.Rejected), rejected);
+            metrics.ProspectOutcomes(nameof(ProspectStatus.Rejected), "RequestRejected", request.ValidIds.Count);
+        }
+
+        if (request.RejectedIds.Count > 0)
+        {
+            metrics.ProspectOutcomes(nameof(ProspectStatus.Rejected), "InvalidProspectId", request.RejectedIds.Count);
         }
     }
 

@@ -9,18 +9,31 @@ namespace Worker.Host.Operations;
 /// Observable gauges on the <c>Worker</c> meter whose values come from Postgres, read every
 /// <see cref="OperationsOptions.GaugeRefreshInterval"/> (default 15 s) by this background service, plus two read live
 /// from the process. Prometheus names: <c>flow_assignment_backlog_prospects{state}</c>, <c>flow_assignment_backlog_oldest_pending_age_seconds</c>,
+/// <c>flow_assignment_backlog_group_prospects{flow_id,owner}</c> (the <see cref="MaxGroupsReported"/> largest groups),
 /// <c>flow_assignment_outbox_unpublished</c>, <c>flow_assignment_outbox_oldest_unpublished_age_seconds</c>,
-/// <c>flow_assignment_rate_gate_blocked_remaining_seconds</c>, <c>flow_assignment_rate_gate_calls_today</c>, <c>flow_assignment_gong_paused</c>,
+/// <c>flow_assignment_rate_gate_blocked_remaining_seconds{reason}</c>, <c>flow_assignment_rate_gate_calls_today</c>,
+/// <c>flow_assignment_rate_gate_daily_limit</c>, <c>flow_assignment_gong_paused</c>,
 /// <c>flow_assignment_dispatch_heartbeat_age_seconds</c>, <c>flow_assignment_gauges_sample_age_seconds</c>.
 /// The figures are the whole database's (every replica reports the same values): aggregate with max, not sum.
 /// </summary>
 internal sealed partial class DatabaseGauges : BackgroundService
 {
-    private const string SampleSql = """
+    /// <summary>Most (flow, owner) groups reported in <c>flow_assignment_backlog_group_prospects</c> (the largest backlogs); keeps the series count bounded.</summary>
+    public const int MaxGroupsReported = 20;
+
+    /// <summary><c>reason</c> of the blocked-remaining series for a 429 block (Retry-After, or the backoff after a 429 without one).</summary>
+    public const string BlockedByTooManyRequests = "too_many_requests";
+
+    /// <summary><c>reason</c> of the blocked-remaining series for a spent daily budget (open again at 00:00 UTC).</summary>
+    public const string BlockedByDailyLimit = "daily_limit";
+
+    private static readonly string SampleSql = $"""
         SELECT status, count(*) FROM prospect_assignments WHERE status IN ('Pending', 'InFlight') GROUP BY status;
         SELECT min(created_at) FROM prospect_assignments WHERE status = 'Pending';
         SELECT count(*), min(created_at) FROM outbox_messages WHERE published_at IS NULL AND failed_at IS NULL;
         SELECT blocked_until, day, day_call_count FROM rate_gate WHERE id = 1;
+        SELECT flow_id, owner_email, count(*) FROM prospect_assignments WHERE status IN ('Pending', 'InFlight')
+        GROUP BY flow_id, owner_email ORDER BY 3 DESC, 1, 2 LIMIT {MaxGroupsReported};
         """;
 
     private readonly NpgsqlDataSource dataSource;
@@ -53,14 +66,18 @@ internal sealed partial class DatabaseGauges : BackgroundService
             "Prospects not yet final, by state (Pending, InFlight); whole database.");
         meter.CreateObservableGauge("flow_assignment.backlog.oldest_pending.age", () => Observe(s => s.OldestPendingAgeSeconds), "s",
             "Age of the oldest Pending prospect (0 when none).");
+        meter.CreateObservableGauge("flow_assignment.backlog.group.prospects", ObserveGroups, "{prospect}",
+            $"Prospects not yet final (Pending and InFlight) per (flow_id, owner) group, owner masked; the {MaxGroupsReported} largest groups only.");
         meter.CreateObservableGauge("flow_assignment.outbox.unpublished", () => Observe(s => (double)s.OutboxUnpublished), "{message}",
             "Outbox rows committed but not yet published.");
         meter.CreateObservableGauge("flow_assignment.outbox.oldest_unpublished.age", () => Observe(s => s.OldestUnpublishedAgeSeconds), "s",
             "Age of the oldest unpublished outbox row (0 when none): the relay's lag.");
         meter.CreateObservableGauge("flow_assignment.rate_gate.blocked_remaining", ObserveBlockedRemaining, "s",
-            "Seconds until the shared rate gate opens again after a 429 Retry-After (0 when open).");
+            "Seconds until the shared rate gate opens again, by reason: too_many_requests (a 429's Retry-After) or daily_limit (Gong:DailyCallLimit calls counted today: closed until 00:00 UTC); 0 when that reason does not block.");
         meter.CreateObservableGauge("flow_assignment.rate_gate.calls_today", () => Observe(s => (double)s.CallsToday), "{call}",
-            "Gong calls counted by the shared rate gate on its current day (against Gong:DailyCallLimit).");
+            "Gong calls counted by the shared rate gate on its current UTC day (against Gong:DailyCallLimit).");
+        meter.CreateObservableGauge("flow_assignment.rate_gate.daily_limit", ObserveDailyLimit, "{call}",
+            "Gong:DailyCallLimit, the daily call budget of all replicas together: calls_today / daily_limit is the quota used.");
         meter.CreateObservableGauge("flow_assignment.gong.paused", ObservePaused, "{pause}",
             "1 while dispatch is paused because Gong answered 401 (credentials), else 0.");
         meter.CreateObservableGauge("flow_assignment.dispatch.heartbeat.age", ObserveHeartbeatAge, "s",
@@ -109,6 +126,13 @@ internal sealed partial class DatabaseGauges : BackgroundService
             callsToday = day == DateOnly.FromDateTime(now.UtcDateTime) ? reader.GetInt32(2) : 0;
         }
 
+        await reader.NextResultAsync(cancellationToken).ConfigureAwait(false);
+        var groups = new List<GroupBacklog>(MaxGroupsReported);
+        while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+        {
+            groups.Add(new GroupBacklog(reader.GetString(0), EmailMask.Mask(reader.GetString(1)), reader.GetInt64(2)));
+        }
+
         snapshot = new Snapshot(
             now,
             pending,
@@ -117,7 +141,8 @@ internal sealed partial class DatabaseGauges : BackgroundService
             unpublished,
             AgeSeconds(now, oldestUnpublished),
             blockedUntil,
-            callsToday);
+            callsToday,
+            groups);
     }
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
@@ -150,9 +175,38 @@ internal sealed partial class DatabaseGauges : BackgroundService
                new Measurement<long>(s.InFlight, new KeyValuePair<string, object?>("state", "InFlight"))]
             : [];
 
-    private IEnumerable<Measurement<double>> ObserveBlockedRemaining() =>
+    private IEnumerable<Measurement<double>> ObserveBlockedRemaining()
+    {
+        if (snapshot is not { } s)
+        {
+            return [];
+        }
+
+        var now = timeProvider.GetUtcNow();
+        var byRetryAfter = s.BlockedUntil is { } until ? Math.Max(0, (until - now).TotalSeconds) : 0;
+        var byDailyLimit = 0.0;
+        if (DailyCallLimit() is { } limit && s.CallsToday >= limit && DateOnly.FromDateTime(s.SampledAt.UtcDateTime) == DateOnly.FromDateTime(now.UtcDateTime))
+        {
+            var midnight = new DateTimeOffset(now.UtcDateTime.Date.AddDays(1), TimeSpan.Zero);
+            byDailyLimit = (midnight - now).TotalSeconds;
+        }
+
+        return
+        [
+            new Measurement<double>(byRetryAfter, new KeyValuePair<string, object?>("reason", BlockedByTooManyRequests)),
+            new Measurement<double>(byDailyLimit, new KeyValuePair<string, object?>("reason", BlockedByDailyLimit)),
+        ];
+    }
+
+    private IEnumerable<Measurement<int>> ObserveDailyLimit() =>
+        DailyCallLimit() is { } limit ? [new Measurement<int>(limit)] : [];
+
+    private int? DailyCallLimit() => services.GetService<IOptions<GongOptions>>()?.Value.DailyCallLimit;
+
+    private IEnumerable<Measurement<long>> ObserveGroups() =>
         snapshot is { } s
-            ? [new Measurement<double>(s.BlockedUntil is { } until ? Math.Max(0, (until - timeProvider.GetUtcNow()).TotalSeconds) : 0)]
+            ? s.Groups.Select(g => new Measurement<long>(g.Prospects,
+                new KeyValuePair<string, object?>("flow_id", g.FlowId), new KeyValuePair<string, object?>("owner", g.Owner)))
             : [];
 
     private int ObservePaused() => services.GetService<IGongDispatchState>()?.Pause is null ? 0 : 1;
@@ -174,5 +228,8 @@ internal sealed partial class DatabaseGauges : BackgroundService
         long OutboxUnpublished,
         double OldestUnpublishedAgeSeconds,
         DateTimeOffset? BlockedUntil,
-        long CallsToday);
+        long CallsToday,
+        IReadOnlyList<GroupBacklog> Groups);
+
+    private sealed record GroupBacklog(string FlowId, string Owner, long Prospects);
 }

@@ -63,6 +63,7 @@ public static class OperationsExtensions
                 }
             });
 
+        builder.Services.AddHostedService<AlertedSeriesInitializer>();
         builder.Services.AddSingleton<DatabaseGauges>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<DatabaseGauges>());
 

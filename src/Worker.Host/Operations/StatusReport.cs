@@ -184,9 +184,7 @@ public sealed record StatusReport(
         {
             var today = DateOnly.FromDateTime(Now.UtcDateTime);
             var callsToday = gate.Day == today ? gate.DayCallCount : 0;
-            AddRow(gong, "rate gate", gate.BlockedUntil is { } until && until > Now
-                ? $"blocked until {Format(until)} ({Age(until - Now)} left){(gate.BlockedReason is { } reason ? ": " + reason : string.Empty)}"
-                : "open");
+            AddRow(gong, "rate gate", GateText(gate, callsToday));
             AddRow(gong, "calls today (UTC day)", $"{Count(callsToday)} of {Count(DailyCallLimit)}");
         }
         else
@@ -199,6 +197,27 @@ public sealed record StatusReport(
             : $"{Count(OutboxUnpublished)} (oldest {Age(Now - OldestUnpublished!.Value)})");
         AddRow(gong, "batches past their lease", Count(ExpiredLeases));
         console.Write(gong);
+    }
+
+    /// <summary>
+    /// <c>open</c>, or every reason the gate is closed: a spent daily budget ("closed until 00:00 UTC: daily call limit
+    /// 10,000 reached") and a 429 block with its stored reason.
+    /// </summary>
+    private string GateText(RateGateState gate, long callsToday)
+    {
+        var closed = new List<string>();
+        if (callsToday >= DailyCallLimit)
+        {
+            var midnight = new DateTimeOffset(Now.UtcDateTime.Date.AddDays(1), TimeSpan.Zero);
+            closed.Add($"closed until {Format(midnight)} ({Age(midnight - Now)} left): daily call limit {Count(DailyCallLimit)} reached");
+        }
+
+        if (gate.BlockedUntil is { } until && until > Now)
+        {
+            closed.Add($"blocked until {Format(until)} ({Age(until - Now)} left){(gate.BlockedReason is { } reason ? ": " + reason : string.Empty)}");
+        }
+
+        return closed.Count == 0 ? "open" : string.Join("; ", closed);
     }
 
     private static void AddRow(Table table, params string[] cells) =>

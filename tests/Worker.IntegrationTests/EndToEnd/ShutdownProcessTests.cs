@@ -31,24 +31,9 @@ public sealed class ShutdownProcessTests(ITestOutputHelper output)
         options.RateLimit.RequestsPerSecond = 20;
         await using var simulator = await GongSimulatorApp.StartAsync(options, "http://127.0.0.1:0");
         await using var events = await ResultEvents.StartAsync(vhost.AmqpUri);
-        var environment = new Dictionary<string, string>(StringComparer.Ordinal)
-        {
-            ["ConnectionStrings__Postgres"] = database.ConnectionString,
-            ["Gong__BaseUrl"] = simulator.BaseUrl.ToString(),
-            ["Gong__AccessKey"] = "sim-access-key",
-            ["Gong__AccessKeySecret"] = "sim-access-key-secret",
-            ["Gong__RequestsPerSecond"] = "20",
-            ["Gong__ReconcileDelay"] = "00:00:00.200",
-            ["Dispatch__MaxBatchDelay"] = "00:00:00.200",
-            ["Dispatch__PollInterval"] = "00:00:00.100",
-            ["Dispatch__ShutdownReserve"] = "00:00:03",
-            ["Relay__PollInterval"] = "00:00:00.200",
-            ["Operations__ShutdownTimeout"] = ShutdownTimeout.ToString("c", CultureInfo.InvariantCulture),
-        };
-        foreach (var (key, value) in vhost.ToWorkerConfiguration())
-        {
-            environment[key.Replace(":", "__", StringComparison.Ordinal)] = value!;
-        }
+        var environment = WorkerProcess.SimulatorEnvironment(database.ConnectionString, vhost, simulator.BaseUrl, 20);
+        environment["Dispatch__ShutdownReserve"] = "00:00:03";
+        environment["Operations__ShutdownTimeout"] = ShutdownTimeout.ToString("c", CultureInfo.InvariantCulture);
 
         // 40 requests x 100 ids over 4 flow/owner groups: 20 batches of 200.
         var requests = Enumerable.Range(0, 40)

@@ -49,6 +49,32 @@ internal sealed class WorkerProcess : IAsyncDisposable
         return worker;
     }
 
+    /// <summary>
+    /// Environment of a worker process on its own database and vhost against a simulator at <paramref name="simulator"/>
+    /// with its credentials, both limited to <paramref name="callsPerSecond"/>, and short dispatch and relay waits.
+    /// </summary>
+    public static Dictionary<string, string> SimulatorEnvironment(string connectionString, Worker.Testing.TestVirtualHost vhost, Uri simulator, int callsPerSecond)
+    {
+        var environment = new Dictionary<string, string>(StringComparer.Ordinal)
+        {
+            ["ConnectionStrings__Postgres"] = connectionString,
+            ["Gong__BaseUrl"] = simulator.ToString(),
+            ["Gong__AccessKey"] = "sim-access-key",
+            ["Gong__AccessKeySecret"] = "sim-access-key-secret",
+            ["Gong__RequestsPerSecond"] = callsPerSecond.ToString(CultureInfo.InvariantCulture),
+            ["Gong__ReconcileDelay"] = "00:00:00.200",
+            ["Dispatch__MaxBatchDelay"] = "00:00:00.200",
+            ["Dispatch__PollInterval"] = "00:00:00.100",
+            ["Relay__PollInterval"] = "00:00:00.200",
+        };
+        foreach (var (key, value) in vhost.ToWorkerConfiguration())
+        {
+            environment[key.Replace(":", "__", StringComparison.Ordinal)] = value!;
+        }
+
+        return environment;
+    }
+
     /// <summary>The last lines the process wrote (stdout and stderr), for failure messages.</summary>
     public string Tail(int lines = 40) => string.Join(Environment.NewLine, output.TakeLast(lines));
 

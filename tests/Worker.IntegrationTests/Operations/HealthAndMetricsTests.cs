@@ -1,5 +1,6 @@
 using System.Net;
 using System.Text.Json;
+using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.DependencyInjection;
 using Worker.Host.Gong;
 using Worker.Host.Operations;
@@ -115,28 +116,12 @@ public sealed class HealthAndMetricsTests
         await using var database = await services.CreateDatabaseAsync();
         await using var vhost = await services.CreateVirtualHostAsync();
         var now = DateTimeOffset.UtcNow;
-        await using (var db = database.CreateDbContext())
-        {
-            db.AssignmentRequests.Add(new AssignmentRequest
-            {
-                RequestId = "metrics-1", FlowId = "111", OwnerEmail = "owner@example.com", OwnerEmailNormalized = "owner@example.com",
-                ContentHash = new string('c', 64), ProspectCount = 3, PendingCount = 3, ReceivedAt = now.AddMinutes(-5),
-                Prospects =
-                [
-                    Prospect("p1", ProspectAssignmentStatus.Pending, now.AddMinutes(-5)),
-                    Prospect("p2", ProspectAssignmentStatus.Pending, now.AddMinutes(-1)),
-                    Prospect("p3", ProspectAssignmentStatus.InFlight, now.AddMinutes(-1)),
-                ],
-            });
 
-            // Not due for a day: a dispatcher running in this host leaves them where they are while the gauges count them.
-            foreach (var prospect in db.ChangeTracker.Entries<ProspectAssignment>())
-            {
-                prospect.Entity.AvailableAt = now.AddDays(1);
-            }
-
-            await db.SaveChangesAsync();
-        }
+        // Not due for a day: a dispatcher running in this host leaves them where they are while the gauges count them.
+        await SeedNotDueAsync(database, "metrics-1", now.AddMinutes(-5),
+            Prospect("p1", ProspectAssignmentStatus.Pending, now.AddMinutes(-5)),
+            Prospect("p2", ProspectAssignmentStatus.Pending, now.AddMinutes(-1)),
+            Prospect("p3", ProspectAssignmentStatus.InFlight, now.AddMinutes(-1)));
 
         await using var worker = await RunningWorker.StartAsync(
             Settings(database.ConnectionString, vhost).Append(new("Operations:GaugeRefreshInterval", "00:00:01")));
@@ -165,6 +150,104 @@ public sealed class HealthAndMetricsTests
         Assert.Contains("dotnet_gc_collections_total", text, StringComparison.Ordinal);
     }
 
+    [Fact]
+    public async Task Metrics_have_explicit_buckets_bounded_error_codes_quota_gauges_and_error_queue_inflow()
+    {
+        var services = await TestServices.GetAsync();
+        await using var database = await services.CreateDatabaseAsync();
+        await using var vhost = await services.CreateVirtualHostAsync();
+        var now = DateTimeOffset.UtcNow;
+        await SeedNotDueAsync(database, "metrics-2", now.AddMinutes(-1),
+            Prospect("g1", ProspectAssignmentStatus.Pending, now.AddMinutes(-1), "222", "second.owner@example.org"),
+            Prospect("g2", ProspectAssignmentStatus.Pending, now.AddMinutes(-1), "222", "second.owner@example.org"));
+        await using (var db = database.CreateDbContext())
+        {
+            // Today's budget spent: the gate is closed until 00:00 UTC even though no 429 blocks it.
+            await db.RateGates.Where(g => g.Id == 1).ExecuteUpdateAsync(g => g
+                .SetProperty(x => x.BlockedUntil, (DateTimeOffset?)null)
+                .SetProperty(x => x.Day, DateOnly.FromDateTime(now.UtcDateTime))
+                .SetProperty(x => x.DayCallCount, 5000));
+        }
+
+        await using var worker = await RunningWorker.StartAsync(Settings(database.ConnectionString, vhost).Concat(
+        [
+            new("Operations:GaugeRefreshInterval", "00:00:01"),
+            new("Gong:DailyCallLimit", "5000"),
+        ]));
+        var metrics = worker.App.Services.GetRequiredService<WorkerMetrics>();
+        metrics.GongCall("assign", "Answered", 200, TimeSpan.FromMilliseconds(350));
+        metrics.BatchFill(199);
+        metrics.RateGateWait(TimeSpan.FromMilliseconds(5));
+        metrics.OutboxPublished(true, TimeSpan.FromSeconds(2));
+        metrics.ProspectOutcomes("Failed", "FlowNotFound", 2);
+        metrics.ProspectOutcomes("NotAssigned", "SomeCodeGongAddsLater", 1);
+        metrics.ProspectOutcomes("Assigned", null, 3);
+
+        // Two messages the worker must send to the error queue: a body that is not JSON, and one without a requestId.
+        await RunningWorker.EventuallyAsync(() => worker.GetAsync(HealthEndpoints.ReadyPath), r => r.Status == HttpStatusCode.OK, Patience);
+        await PublishRawAsync(vhost, "this is not json");
+        await PublishRawAsync(vhost, """{"flowId":"1","flowInstanceOwnerEmail":"a@example.com","crmProspectIds":["x"]}""");
+
+        var scrape = await RunningWorker.EventuallyAsync(
+            () => worker.GetAsync(HealthEndpoints.MetricsPath),
+            r => r.Body.Contains("flow_assignment_backlog_group_prospects", StringComparison.Ordinal)
+                && System.Text.RegularExpressions.Regex.IsMatch(r.Body, @"(?m)^flow_assignment_messages_moved_to_error_queue_total\{[^}]*reason=""unusable_request_id""[^}]*\} 1$")
+                && System.Text.RegularExpressions.Regex.IsMatch(r.Body, @"(?m)^flow_assignment_messages_moved_to_error_queue_total\{[^}]*reason=""unreadable""[^}]*\} 1$"),
+            Patience);
+        var text = scrape.Body;
+
+        // Explicit buckets (InstrumentAdvice), not the SDK's default 0–10,000 bounds.
+        Assert.Matches(@"(?m)^flow_assignment_gong_call_duration_seconds_bucket\{[^}]*le=""0.5""[^}]*\} 1$", text);
+        Assert.Matches(@"(?m)^flow_assignment_gong_call_duration_seconds_bucket\{[^}]*le=""120""[^}]*\} 1$", text);
+        Assert.Matches(@"(?m)^flow_assignment_gong_call_duration_seconds_bucket\{[^}]*le=""0.25""[^}]*\} 0$", text);
+        Assert.Matches(@"(?m)^flow_assignment_batch_fill_bucket\{[^}]*le=""199""[^}]*\} 1$", text);
+        Assert.Matches(@"(?m)^flow_assignment_batch_fill_bucket\{[^}]*le=""190""[^}]*\} 0$", text);
+        Assert.Matches(@"(?m)^flow_assignment_rate_gate_wait_seconds_bucket\{[^}]*le=""0.01""[^}]*\} 1$", text);
+        Assert.Matches(@"(?m)^flow_assignment_outbox_lag_seconds_bucket\{[^}]*le=""2.5""[^}]*\} 1$", text);
+        Assert.Matches(@"(?m)^flow_assignment_outbox_lag_seconds_bucket\{[^}]*le=""600""[^}]*\} 1$", text);
+        Assert.DoesNotMatch(@"(?m)^flow_assignment_[a-z_]+_bucket\{[^}]*le=""10000""", text);
+
+        // error_code from a bounded set; none on an outcome without one.
+        Assert.Matches(@"(?m)^flow_assignment_prospect_outcomes_total\{[^}]*error_code=""FlowNotFound""[^}]*status=""Failed""[^}]*\} 2$", text);
+        Assert.Matches(@"(?m)^flow_assignment_prospect_outcomes_total\{[^}]*error_code=""other""[^}]*status=""NotAssigned""[^}]*\} 1$", text);
+        Assert.Matches(@"(?m)^flow_assignment_prospect_outcomes_total\{(?![^}]*error_code)[^}]*status=""Assigned""[^}]*\} 3$", text);
+        Assert.DoesNotContain("SomeCodeGongAddsLater", text, StringComparison.Ordinal);
+
+        // Quota: used and limit as two gauges, and the spent budget closes the gate until midnight with its reason.
+        Assert.Matches(@"(?m)^flow_assignment_rate_gate_calls_today\{[^}]*\} 5000$", text);
+        Assert.Matches(@"(?m)^flow_assignment_rate_gate_daily_limit\{[^}]*\} 5000$", text);
+        Assert.Matches(@"(?m)^flow_assignment_rate_gate_blocked_remaining_seconds\{[^}]*reason=""too_many_requests""[^}]*\} 0$", text);
+        var untilMidnight = System.Text.RegularExpressions.Regex.Match(text, @"(?m)^flow_assignment_rate_gate_blocked_remaining_seconds\{[^}]*reason=""daily_limit""[^}]*\} ([0-9.E+]+)$");
+        Assert.True(untilMidnight.Success, text);
+        var expected = (now.UtcDateTime.Date.AddDays(1) - DateTime.UtcNow).TotalSeconds;
+        Assert.InRange(double.Parse(untilMidnight.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture), expected - 60, expected + 1);
+
+        // Backlog per group, owner masked; error-queue inflow by reason.
+        Assert.Matches(@"(?m)^flow_assignment_backlog_group_prospects\{[^}]*flow_id=""222""[^}]*owner=""s\*\*\*@example.org""[^}]*\} 2$", text);
+        Assert.DoesNotContain("second.owner@example.org", text, StringComparison.Ordinal);
+        Assert.Matches(@"(?m)^flow_assignment_messages_moved_to_error_queue_total\{[^}]*reason=""unreadable""[^}]*\} 1$", text);
+        Assert.Matches(@"(?m)^flow_assignment_messages_moved_to_error_queue_total\{[^}]*reason=""unusable_request_id""[^}]*\} 1$", text);
+
+        // The series the alerts read with increase() exist at 0 from the start, so their first increment alerts.
+        Assert.Matches(@"(?m)^flow_assignment_messages_moved_to_error_queue_total\{[^}]*reason=""request_id_conflict""[^}]*\} 0$", text);
+        Assert.Matches(@"(?m)^flow_assignment_prospect_outcomes_total\{[^}]*error_code=""RetriesExhausted""[^}]*status=""Failed""[^}]*\} 0$", text);
+        Assert.Matches(@"(?m)^flow_assignment_gong_calls_total\{[^}]*http_response_status_code=""429""[^}]*\} 0$", text);
+
+        // The exporter's naming rules hold for every family, and each is listed in the README's metrics table.
+        var readme = await File.ReadAllTextAsync(RepositoryRoot.Combine("README.md"));
+        var families = System.Text.RegularExpressions.Regex.Matches(text, @"(?m)^# TYPE (flow_assignment_[a-z_]+) ([a-z]+)$")
+            .Select(m => (Name: m.Groups[1].Value, Type: m.Groups[2].Value)).ToList();
+        Assert.True(families.Count >= 20, text);
+        foreach (var (name, type) in families)
+        {
+            Assert.True(type == "counter" == name.EndsWith("_total", StringComparison.Ordinal), $"{name} ({type}): only counters end in _total");
+            var timeLike = System.Text.RegularExpressions.Regex.IsMatch(name, "_(duration|age|wait|lag|remaining)(_|$)");
+            Assert.True(timeLike == name.EndsWith("_seconds", StringComparison.Ordinal), $"{name}: a time is in seconds, and only a time");
+            Assert.DoesNotMatch("_(ms|milliseconds|minutes|seconds_seconds|total_total)(_|$)", name);
+            Assert.True(readme.Contains($"`{name}`", StringComparison.Ordinal), $"{name} is not listed in README.md");
+        }
+    }
+
     /// <summary>Postgres, the vhost and a Gong client pointed at a closed loopback port (the Gong client needs credentials to start).</summary>
     internal static IEnumerable<KeyValuePair<string, string?>> Settings(string connectionString, TestVirtualHost vhost) =>
         vhost.ToWorkerConfiguration().Prepend(new("ConnectionStrings:Postgres", connectionString)).Concat(
@@ -179,6 +262,34 @@ public sealed class HealthAndMetricsTests
         CrmProspectId = id, FlowId = flowId, OwnerEmail = owner, Status = status,
         AvailableAt = createdAt, CreatedAt = createdAt, UpdatedAt = createdAt,
     };
+
+    /// <summary>Stores one request with <paramref name="prospects"/> (flow and owner of the first), none due for a day.</summary>
+    private static async Task SeedNotDueAsync(TestDatabase database, string requestId, DateTimeOffset receivedAt, params ProspectAssignment[] prospects)
+    {
+        foreach (var prospect in prospects)
+        {
+            prospect.AvailableAt = receivedAt.AddDays(1);
+        }
+
+        await using var db = database.CreateDbContext();
+        db.AssignmentRequests.Add(new AssignmentRequest
+        {
+            RequestId = requestId, FlowId = prospects[0].FlowId, OwnerEmail = prospects[0].OwnerEmail, OwnerEmailNormalized = prospects[0].OwnerEmail,
+            ContentHash = new string('c', 64), ProspectCount = prospects.Length,
+            PendingCount = prospects.Count(p => p.Status is ProspectAssignmentStatus.Pending or ProspectAssignmentStatus.InFlight),
+            ReceivedAt = receivedAt, Prospects = [.. prospects],
+        });
+        await db.SaveChangesAsync();
+    }
+
+    private static async Task PublishRawAsync(TestVirtualHost vhost, string body)
+    {
+        var factory = new RabbitMQ.Client.ConnectionFactory { Uri = vhost.AmqpUri };
+        await using var connection = await factory.CreateConnectionAsync();
+        await using var channel = await connection.CreateChannelAsync(new RabbitMQ.Client.CreateChannelOptions(publisherConfirmationsEnabled: true, publisherConfirmationTrackingEnabled: true));
+        var properties = new RabbitMQ.Client.BasicProperties { ContentType = "application/json", DeliveryMode = RabbitMQ.Client.DeliveryModes.Persistent };
+        await channel.BasicPublishAsync("Worker.Contracts:AssignProspectsToFlow", string.Empty, mandatory: true, properties, System.Text.Encoding.UTF8.GetBytes(body));
+    }
 
     private static JsonElement Json(string body) => JsonDocument.Parse(body).RootElement.Clone();
 

@@ -76,6 +76,32 @@ public sealed class StatusCommandTests
     }
 
     [Fact]
+    public async Task Status_shows_a_spent_daily_budget_as_closed_until_midnight_with_the_reason()
+    {
+        var services = await TestServices.GetAsync();
+        await using var database = await services.CreateDatabaseAsync();
+        var now = DateTimeOffset.UtcNow;
+        await using (var db = database.CreateDbContext())
+        {
+            await db.RateGates.Where(g => g.Id == 1).ExecuteUpdateAsync(g => g
+                .SetProperty(x => x.BlockedUntil, (DateTimeOffset?)null)
+                .SetProperty(x => x.Day, DateOnly.FromDateTime(now.UtcDateTime))
+                .SetProperty(x => x.DayCallCount, 10_000));
+        }
+
+        using var output = new StringWriter();
+        using var error = new StringWriter();
+        var exit = await StatusCommand.RunAsync([$"--ConnectionStrings:Postgres={database.ConnectionString}"], output, error, CancellationToken.None);
+
+        Assert.True(exit == 0, error.ToString());
+        var midnight = now.UtcDateTime.Date.AddDays(1).ToString("yyyy-MM-dd", System.Globalization.CultureInfo.InvariantCulture) + " 00:00:00 UTC";
+        var gate = output.ToString().Split('\n').Select(Cells).Single(c => c is ["rate gate", _])[1];
+        Assert.StartsWith($"closed until {midnight}", gate, StringComparison.Ordinal);
+        Assert.EndsWith("daily call limit 10,000 reached", gate, StringComparison.Ordinal);
+        Assert.Contains(output.ToString().Split('\n'), l => Cells(l) is ["calls today (UTC day)", "10,000 of 10,000"]);
+    }
+
+    [Fact]
     public async Task Status_exits_1_with_a_message_when_the_database_cannot_be_reached()
     {
         using var output = new StringWriter();

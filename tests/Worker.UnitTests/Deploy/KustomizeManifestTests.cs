@@ -290,7 +290,8 @@ public sealed class KustomizeManifestTests
         _ => throw new Xunit.Sdk.XunitException($"Unexpected memory quantity '{quantity}' (use Mi or Gi)."),
     };
 
-    private static List<YamlMappingNode> Render(string path)
+    /// <summary>The documents <c>kubectl kustomize</c> renders for <paramref name="path"/> (relative to the repository root).</summary>
+    internal static List<YamlMappingNode> Render(string path)
     {
         var kubectl = Environment.GetEnvironmentVariable("KUBECTL") is { Length: > 0 } configured ? configured : "kubectl";
         var start = new ProcessStartInfo(kubectl, ["kustomize", Path.IsPathRooted(path) ? path : Path.Combine(RepositoryRoot(), path)])
@@ -346,7 +347,13 @@ public sealed class KustomizeManifestTests
 
     private static string Kind(YamlMappingNode document) => Str(document, "kind");
 
-    private static YamlMappingNode Single(List<YamlMappingNode> documents, string kind) => Assert.Single(documents, d => Kind(d) == kind);
+    // The monitoring component adds the Grafana dashboard's ConfigMap; the worker's own objects are the others.
+    private static YamlMappingNode Single(List<YamlMappingNode> documents, string kind) =>
+        Assert.Single(documents, d => Kind(d) == kind && !IsDashboard(d));
+
+    private static bool IsDashboard(YamlMappingNode document) =>
+        Map(document, "metadata").Children.TryGetValue(new YamlScalarNode("labels"), out var labels)
+        && ((YamlMappingNode)labels).Children.ContainsKey(new YamlScalarNode("grafana_dashboard"));
 
     private static YamlMappingNode Map(YamlNode node) => Assert.IsType<YamlMappingNode>(node);
 

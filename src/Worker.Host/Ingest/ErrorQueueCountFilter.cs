@@ -1,0 +1,49 @@
+using System.Net.Sockets;
+using System.Text.Json;
+using MassTransit;
+using Npgsql;
+using Worker.Host.Operations;
+
+namespace Worker.Host.Ingest;
+
+/// <summary>
+/// First filter of the command endpoint's error pipe: counts each message on its way to the error queue in
+/// <c>flow_assignment_messages_moved_to_error_queue_total{reason}</c> (reasons in <see cref="ErrorQueueReasons"/>), then
+/// passes it on to MassTransit's fault and error-transport filters.
+/// </summary>
+internal sealed class ErrorQueueCountFilter(WorkerMetrics metrics) : IFilter<ExceptionReceiveContext>
+{
+    public Task Send(ExceptionReceiveContext context, IPipe<ExceptionReceiveContext> next)
+    {
+        metrics.MovedToErrorQueue(Classify(context.Exception));
+        return next.Send(context);
+    }
+
+    public void Probe(ProbeContext context) => context.CreateFilterScope("errorQueueCount");
+
+    /// <summary>The bounded reason for <paramref name="exception"/> (unwrapping aggregate and inner exceptions).</summary>
+    internal static string Classify(Exception exception)
+    {
+        for (Exception? ex = exception; ex is not null; ex = Inner(ex))
+        {
+            switch (ex)
+            {
+                case UnusableRequestIdException:
+                    return ErrorQueueReasons.UnusableRequestId;
+                case RequestIdConflictException:
+                    return ErrorQueueReasons.RequestIdConflict;
+                case JsonException:
+                // MassTransit's SerializationException (envelope or body not readable), matched by name across its versions.
+                case not null when ex.GetType().Name == "SerializationException":
+                    return ErrorQueueReasons.Unreadable;
+                case NpgsqlException or TimeoutException or SocketException:
+                    return ErrorQueueReasons.DatabaseUnavailable;
+            }
+        }
+
+        return ErrorQueueReasons.Other;
+    }
+
+    private static Exception? Inner(Exception? ex) =>
+        ex is AggregateException { InnerExceptions.Count: 1 } aggregate ? aggregate.InnerExceptions[0] : ex?.InnerException;
+}
