@@ -104,6 +104,8 @@ public sealed class WorkerMetrics : IDisposable
             movedToErrorQueue.Add(0, new KeyValuePair<string, object?>("reason", reason));
         }
 
+        outboxDeadLettered.Add(0);
+
         // The same attributes, value types included, as GongCall records for a 429 (the rate gate treats it as safe to resend).
         gongCalls.Add(0, new TagList { { "endpoint", "assign" }, { "outcome_class", "SafeToResend" }, { "http.response.status_code", 429 } });
     }
