@@ -114,6 +114,9 @@ internal sealed partial class DispatcherService(
             return settings.PollInterval;
         }
 
+        // The credentials pause is shared: another replica's 401 (or its accepted probe) counts here too.
+        await gongState.RefreshAsync(cancellationToken).ConfigureAwait(false);
+
         if (gongState.Pause is { } pause)
         {
             if (now < pause.NextProbeAt || running.Count > 0)
@@ -180,9 +183,12 @@ internal sealed partial class DispatcherService(
     {
         await Task.Yield();
         LogClaimed(batch.BatchId, batch.FlowId, batch.CrmProspectIds.Count, batch.ReconcileFirst.Count);
+        // The claim set the lease a moment ago; counting from now less a second keeps the estimate on the safe side.
+        var lease = new LeaseEnd(timeProvider.GetUtcNow() + settings.LeaseDuration - TimeSpan.FromSeconds(1));
         using var leaseCancellation = new CancellationTokenSource();
-        var lease = KeepLeaseAsync(batch.BatchId, leaseCancellation.Token);
+        var keeping = KeepLeaseAsync(batch.BatchId, lease, leaseCancellation.Token);
         BatchResult? result = null;
+        string? failure = null;
         try
         {
             result = await sender.SendAsync(batch, sendCancellation.Token).WaitAsync(abandonCancellation.Token).ConfigureAwait(false);
@@ -190,27 +196,30 @@ internal sealed partial class DispatcherService(
         catch (OperationCanceledException) when (abandonCancellation.IsCancellationRequested)
         {
             LogAbandoned(batch.BatchId);
+            failure = "the worker stopped before the Gong sender returned; a call may have been in flight";
         }
         catch (Exception ex) when (ex is not OutOfMemoryException)
         {
             LogSendFailed(ex, batch.BatchId);
+            failure = $"the Gong sender failed ({ex.GetType().Name}: {ex.Message}); a call may have been in flight";
         }
         finally
         {
             await leaseCancellation.CancelAsync().ConfigureAwait(false);
-            await lease.ConfigureAwait(false);
+            await keeping.ConfigureAwait(false);
         }
 
         try
         {
             if (result is null)
             {
-                // The call may have reached Gong: whoever sends these prospects next asks the lookup first.
-                await WithRetriesAsync(ct => store.ReleaseAsync(batch.BatchId, reconcileFirst: true, ct)).ConfigureAwait(false);
+                // The call may have reached Gong (and may still commit): one attempt used, looked up first once it
+                // can no longer commit. A batch that crashes its sender every time ends as RetriesExhausted.
+                await WithRetriesAsync(lease, ct => store.ReleaseAsync(batch.BatchId, mayHaveReachedGong: true, "SenderFailed", failure, ct)).ConfigureAwait(false);
             }
             else
             {
-                var recorded = await WithRetriesAsync(ct => store.RecordAsync(batch, result, ct)).ConfigureAwait(false);
+                var recorded = await WithRetriesAsync(lease, ct => store.RecordAsync(batch, result, ct)).ConfigureAwait(false);
                 if (recorded.LeaseLost)
                 {
                     LogLeaseLost(batch.BatchId);
@@ -221,7 +230,7 @@ internal sealed partial class DispatcherService(
                     metrics.ProspectOutcomes(status, count);
                 }
 
-                if (recorded.CompletedRequests > 0)
+                if (recorded.CompletedRequests > 0 || recorded.AlreadyRecorded)
                 {
                     outboxSignal.Notify();
                 }
@@ -238,7 +247,7 @@ internal sealed partial class DispatcherService(
         }
     }
 
-    private async Task KeepLeaseAsync(Guid batchId, CancellationToken cancellationToken)
+    private async Task KeepLeaseAsync(Guid batchId, LeaseEnd lease, CancellationToken cancellationToken)
     {
         using var timer = new PeriodicTimer(settings.LeaseDuration / 3, timeProvider);
         try
@@ -247,11 +256,14 @@ internal sealed partial class DispatcherService(
             {
                 try
                 {
+                    var renewedAt = timeProvider.GetUtcNow();
                     if (!await store.RenewLeaseAsync(batchId, cancellationToken).ConfigureAwait(false))
                     {
                         LogLeaseLost(batchId);
                         return;
                     }
+
+                    lease.Until = renewedAt + settings.LeaseDuration;
                 }
                 catch (Exception ex) when (ex is not OperationCanceledException and not OutOfMemoryException)
                 {
@@ -265,21 +277,37 @@ internal sealed partial class DispatcherService(
         }
     }
 
-    // Writes after a call must land even during shutdown; a few quick retries cover a dropped connection or a deadlock.
-    private async Task<T> WithRetriesAsync<T>(Func<CancellationToken, Task<T>> write)
+    // Writes after a call must land even during shutdown (no cancellation) and across a short database outage: retried
+    // until the lease ends, when another replica may reclaim the batch (and reconcile it), then given up.
+    private async Task<T> WithRetriesAsync<T>(LeaseEnd lease, Func<CancellationToken, Task<T>> write)
     {
+        // Wall-clock on purpose: this must make progress during shutdown whatever clock the service runs on.
+        var deadline = DateTime.UtcNow + (lease.Until - timeProvider.GetUtcNow());
+        var delay = TimeSpan.FromMilliseconds(200);
         for (var attempt = 1; ; attempt++)
         {
             try
             {
                 return await write(CancellationToken.None).ConfigureAwait(false);
             }
-            catch (Exception ex) when (attempt < 5 && ex is Npgsql.NpgsqlException or InvalidOperationException or TimeoutException)
+            catch (Exception ex) when (ex is Npgsql.NpgsqlException or InvalidOperationException or TimeoutException && DateTime.UtcNow + delay < deadline)
             {
                 LogWriteRetry(ex, attempt);
-                // Wall-clock on purpose: this must make progress during shutdown whatever clock the service runs on.
-                await Task.Delay(TimeSpan.FromMilliseconds(200 * (1 << attempt)), CancellationToken.None).ConfigureAwait(false);
+                await Task.Delay(delay, CancellationToken.None).ConfigureAwait(false);
+                delay = TimeSpan.FromTicks(Math.Min(delay.Ticks * 2, TimeSpan.FromSeconds(5).Ticks));
             }
+        }
+    }
+
+    /// <summary>Until when this replica holds a batch's lease (UTC, on the injected clock), moved by each renewal.</summary>
+    private sealed class LeaseEnd(DateTimeOffset until)
+    {
+        private long ticks = until.UtcTicks;
+
+        public DateTimeOffset Until
+        {
+            get => new(Interlocked.Read(ref ticks), TimeSpan.Zero);
+            set => Interlocked.Exchange(ref ticks, value.UtcTicks);
         }
     }
 
@@ -319,7 +347,7 @@ internal sealed partial class DispatcherService(
     [LoggerMessage(Level = LogLevel.Warning, Message = "Batch {BatchId} abandoned at shutdown; its prospects go back to Pending (reconcile first)")]
     private partial void LogAbandoned(Guid batchId);
 
-    [LoggerMessage(Level = LogLevel.Error, Message = "Batch {BatchId}: the Gong sender threw; its prospects go back to Pending (reconcile first)")]
+    [LoggerMessage(Level = LogLevel.Error, Message = "Batch {BatchId}: the Gong sender threw; its prospects go back to Pending (reconcile first, one attempt used)")]
     private partial void LogSendFailed(Exception exception, Guid batchId);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Batch {BatchId} was reclaimed by another replica (lease expired); its results are left to the reclaimer's reconciliation")]

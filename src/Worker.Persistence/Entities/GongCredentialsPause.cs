@@ -2,8 +2,9 @@ namespace Worker.Persistence.Entities;
 
 /// <summary>
 /// The credentials pause shared by every replica (<c>gong_credentials_pause</c>, one row, id 1): set by the first 401,
-/// stepped only by a 401 answering a probe (a call started at or after <see cref="NextProbeAt"/>), cleared by the next
-/// call Gong accepts. Concurrent 401s of one outage therefore cost one step of backoff, not one each.
+/// stepped only by a 401 answering a probe (a call started at or after <see cref="NextProbeAt"/>; the row lock makes the
+/// first such answer move <see cref="NextProbeAt"/>, so probes of several replicas at once are one step), cleared by the
+/// next call Gong accepts. Concurrent 401s of one outage therefore cost one step of backoff, not one each.
 /// </summary>
 public sealed class GongCredentialsPause
 {
@@ -21,9 +22,6 @@ public sealed class GongCredentialsPause
 
     /// <summary>Earliest start of the next probe call (UTC).</summary>
     public DateTimeOffset? NextProbeAt { get; set; }
-
-    /// <summary>When a replica took the current probe (UTC): only one replica probes at a time.</summary>
-    public DateTimeOffset? ProbeTakenAt { get; set; }
 
     /// <summary>Last change (UTC).</summary>
     public DateTimeOffset UpdatedAt { get; set; }

@@ -285,10 +285,6 @@ namespace Worker.Persistence.Migrations
                         .HasColumnType("timestamp with time zone")
                         .HasColumnName("paused_since");
 
-                    b.Property<DateTimeOffset?>("ProbeTakenAt")
-                        .HasColumnType("timestamp with time zone")
-                        .HasColumnName("probe_taken_at");
-
                     b.Property<int>("Probes")
                         .HasColumnType("integer")
                         .HasColumnName("probes");

@@ -13,7 +13,7 @@ using Worker.Persistence;
 namespace Worker.Persistence.Migrations
 {
     [DbContext(typeof(WorkerDbContext))]
-    [Migration("20261130222320_GongFaultPaths")]
+    [Migration("20261130222417_GongFaultPaths")]
     partial class GongFaultPaths
     {
         /// <inheritdoc />
@@ -287,10 +287,6 @@ namespace Worker.Persistence.Migrations
                     b.Property<DateTimeOffset?>("PausedSince")
                         .HasColumnType("timestamp with time zone")
                         .HasColumnName("paused_since");
-
-                    b.Property<DateTimeOffset?>("ProbeTakenAt")
-                        .HasColumnType("timestamp with time zone")
-                        .HasColumnName("probe_taken_at");
 
                     b.Property<int>("Probes")
                         .HasColumnType("integer")

@@ -27,7 +27,6 @@ namespace Worker.Persistence.Migrations
                     reason = table.Column<string>(type: "character varying(512)", maxLength: 512, nullable: true),
                     probes = table.Column<int>(type: "integer", nullable: false),
                     next_probe_at = table.Column<DateTimeOffset>(type: "timestamp with time zone", nullable: true),
-                    probe_taken_at = table.Column<DateTimeOffset>(type: "timestamp with time zone", nullable: true),
                     updated_at = table.Column<DateTimeOffset>(type: "timestamp with time zone", nullable: false)
                 },
                 constraints: table =>
