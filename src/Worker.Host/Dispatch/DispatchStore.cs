@@ -133,19 +133,6 @@ internal sealed class DispatchStore(
         RETURNING p.batch_id
         """;
 
-    private const string ReleaseSql = """
-        WITH closed AS (
-            UPDATE dispatch_batches SET completed_at = @now WHERE id = @batch AND completed_at IS NULL RETURNING id
-        )
-        UPDATE prospect_assignments p
-        SET status = 'Pending', reconcile_first = p.reconcile_first OR @reconcile, updated_at = @now,
-            attempts = p.attempts + @attempt,
-            available_at = GREATEST(p.available_at, COALESCE(@settle_at, p.available_at)),
-            error_code = COALESCE(@error_code, p.error_code),
-            error_message = COALESCE(@error_message, p.error_message)
-        FROM closed c WHERE p.batch_id = c.id AND p.status = 'InFlight'
-        """;
-
     private const string InsertCallSql = """
         INSERT INTO gong_calls (batch_id, call_id, endpoint, flow_id, owner_email, prospect_count, http_status, gong_request_id,
             outcome_class, error, retry_after_seconds, started_at, duration_ms, replica)
@@ -217,7 +204,7 @@ internal sealed class DispatchStore(
         var ids = new List<string>();
         var seen = new HashSet<string>(StringComparer.Ordinal);
         var reconcile = new HashSet<string>(StringComparer.Ordinal);
-        var exhausted = new HashSet<string>(StringComparer.Ordinal);
+        var exhausted = (Exhausted: new HashSet<string>(StringComparer.Ordinal), Abandoned: new HashSet<string>(StringComparer.Ordinal));
         var rows = new List<long>();
         var afterAt = DateTimeOffset.UnixEpoch;
         var afterId = long.MinValue;
@@ -304,7 +291,7 @@ internal sealed class DispatchStore(
         // Not the stopping token: a stop during COMMIT would leave the rows InFlight (committed or not, unknown to us)
         // until the lease expires. Once committed, the batch runs and is released or recorded like any other.
         await transaction.CommitAsync(CancellationToken.None).ConfigureAwait(false);
-        return new AssignmentBatch(batchId, flowId, ownerEmail, ids, reconcile) { Exhausted = exhausted };
+        return new AssignmentBatch(batchId, flowId, ownerEmail, ids, reconcile) { Exhausted = exhausted.Exhausted, Abandoned = exhausted.Abandoned };
     }
 
     /// <summary>Extends the lease of a batch this replica still holds; false when the batch was reclaimed or closed.</summary>
@@ -330,34 +317,6 @@ internal sealed class DispatchStore(
         command.Parameters.AddWithValue("running", running.ToArray());
         return await command.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
     }
-
-    /// <summary>
-    /// Returns a batch's in-flight prospects to Pending. <paramref name="mayHaveReachedGong"/> (the sender threw, or was
-    /// abandoned at shutdown, while a call may have been in flight) marks them reconcile-first, uses one attempt and
-    /// holds them until such a call can no longer commit (<see cref="GongOptions.OutcomeSettleTime"/> from now).
-    /// </summary>
-    /// <param name="batchId">The batch.</param>
-    /// <param name="mayHaveReachedGong">True when a call of the batch may have been sent.</param>
-    /// <param name="errorCode">Recorded as the rows' last reason (e.g. <c>SenderFailed</c>); null keeps the old one.</param>
-    /// <param name="errorMessage">The reason's text; null keeps the old one.</param>
-    /// <param name="cancellationToken">Cancels the write.</param>
-    /// <returns>Prospect rows released (0 when the batch was already closed).</returns>
-    public async Task<int> ReleaseAsync(Guid batchId, bool mayHaveReachedGong, string? errorCode, string? errorMessage, CancellationToken cancellationToken)
-    {
-        await using var command = dataSource.CreateCommand(ReleaseSql);
-        var now = timeProvider.GetUtcNow();
-        command.Parameters.AddWithValue("batch", batchId);
-        command.Parameters.AddWithValue("reconcile", mayHaveReachedGong);
-        command.Parameters.AddWithValue("attempt", mayHaveReachedGong ? 1 : 0);
-        command.Parameters.Add(new NpgsqlParameter("settle_at", NpgsqlDbType.TimestampTz) { Value = mayHaveReachedGong ? now + outcomeSettleTime : DBNull.Value });
-        command.Parameters.Add(new NpgsqlParameter("error_code", NpgsqlDbType.Varchar) { Value = (object?)errorCode ?? DBNull.Value });
-        command.Parameters.Add(new NpgsqlParameter("error_message", NpgsqlDbType.Text) { Value = (object?)Cut(errorMessage, 2000) ?? DBNull.Value });
-        command.Parameters.AddWithValue("now", now);
-        return await command.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
-    }
-
-    private static string? Cut(string? text, int max) =>
-        text is null || text.Length <= max ? text : text[..(char.IsHighSurrogate(text[max - 1]) ? max - 1 : max)];
 
     /// <summary>
     /// Writes one answered batch in one transaction: every prospect row of the batch, the <c>gong_calls</c> rows,
@@ -527,11 +486,16 @@ internal sealed class DispatchStore(
         _ => ProspectStatus.Failed,
     };
 
-    private void MarkExhausted(int attempts, string crmId, HashSet<string> exhausted)
+    private void MarkExhausted(int attempts, string crmId, (HashSet<string> Exhausted, HashSet<string> Abandoned) sets)
     {
         if (attempts >= settings.MaxAttempts)
         {
-            exhausted.Add(crmId);
+            sets.Exhausted.Add(crmId);
+        }
+
+        if (attempts > settings.MaxAttempts)
+        {
+            sets.Abandoned.Add(crmId);
         }
     }
 

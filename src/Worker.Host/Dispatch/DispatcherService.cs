@@ -27,6 +27,7 @@ internal sealed partial class DispatcherService(
     WorkerMetrics metrics,
     IOptions<DispatchOptions> options,
     IOptions<HostOptions> hostOptions,
+    IOptions<GongOptions> gongOptions,
     TimeProvider timeProvider,
     ILogger<DispatcherService> logger) : BackgroundService
 {
@@ -191,7 +192,7 @@ internal sealed partial class DispatcherService(
         string? failure = null;
         try
         {
-            result = await sender.SendAsync(batch, sendCancellation.Token).WaitAsync(abandonCancellation.Token).ConfigureAwait(false);
+            result = await SendAsync(batch).ConfigureAwait(false);
         }
         catch (OperationCanceledException) when (abandonCancellation.IsCancellationRequested)
         {
@@ -209,31 +210,25 @@ internal sealed partial class DispatcherService(
             await keeping.ConfigureAwait(false);
         }
 
+        // The call may have reached Gong (and may still commit): one attempt used, looked up first once it can no longer
+        // commit; ids whose last lookup was this crash end as RetriesExhausted, so a poison batch cannot loop.
+        result ??= Crashed(batch, failure ?? "the Gong sender returned nothing");
         try
         {
-            if (result is null)
+            var recorded = await WithRetriesAsync(lease, ct => store.RecordAsync(batch, result, ct)).ConfigureAwait(false);
+            if (recorded.LeaseLost)
             {
-                // The call may have reached Gong (and may still commit): one attempt used, looked up first once it
-                // can no longer commit. A batch that crashes its sender every time ends as RetriesExhausted.
-                await WithRetriesAsync(lease, ct => store.ReleaseAsync(batch.BatchId, mayHaveReachedGong: true, "SenderFailed", failure, ct)).ConfigureAwait(false);
+                LogLeaseLost(batch.BatchId);
             }
-            else
+
+            foreach (var (status, count) in recorded.Outcomes)
             {
-                var recorded = await WithRetriesAsync(lease, ct => store.RecordAsync(batch, result, ct)).ConfigureAwait(false);
-                if (recorded.LeaseLost)
-                {
-                    LogLeaseLost(batch.BatchId);
-                }
+                metrics.ProspectOutcomes(status, count);
+            }
 
-                foreach (var (status, count) in recorded.Outcomes)
-                {
-                    metrics.ProspectOutcomes(status, count);
-                }
-
-                if (recorded.CompletedRequests > 0 || recorded.AlreadyRecorded)
-                {
-                    outboxSignal.Notify();
-                }
+            if (recorded.CompletedRequests > 0 || recorded.AlreadyRecorded)
+            {
+                outboxSignal.Notify();
             }
         }
         catch (Exception ex) when (ex is not OutOfMemoryException)
@@ -246,6 +241,39 @@ internal sealed partial class DispatcherService(
             wake.Writer.TryWrite(true);
         }
     }
+
+    /// <summary>Sends the batch; ids whose final lookup already crashed once (<see cref="AssignmentBatch.Abandoned"/>) are
+    /// not handed to the sender again but end as RetriesExhausted.</summary>
+    private async Task<BatchResult> SendAsync(AssignmentBatch batch)
+    {
+        if (batch.Abandoned.Count == 0)
+        {
+            return await sender.SendAsync(batch, sendCancellation.Token).WaitAsync(abandonCancellation.Token).ConfigureAwait(false);
+        }
+
+        var given = batch.CrmProspectIds.Where(id => !batch.Abandoned.Contains(id)).ToList();
+        var results = batch.Abandoned.Select(id => Exhausted(id, "its last lookup never came back (the sender failed or its replica stopped)")).ToList();
+        if (given.Count == 0)
+        {
+            return new BatchResult(results, []);
+        }
+
+        var sent = await sender.SendAsync(batch with { CrmProspectIds = given }, sendCancellation.Token).WaitAsync(abandonCancellation.Token).ConfigureAwait(false);
+        return new BatchResult([.. sent.Prospects, .. results], sent.Calls);
+    }
+
+    private BatchResult Crashed(AssignmentBatch batch, string failure)
+    {
+        var settledAt = timeProvider.GetUtcNow() + gongOptions.Value.OutcomeSettleTime;
+        return new BatchResult(
+            [.. batch.CrmProspectIds.Select(id => batch.Exhausted.Contains(id)
+                ? Exhausted(id, failure)
+                : new ProspectResult(id, ProspectResultKind.RetryLater, ErrorCode: "SenderFailed", ErrorMessage: failure, ReconcileFirst: true, NotBefore: settledAt))],
+            []);
+    }
+
+    private static ProspectResult Exhausted(string id, string why) => new(id, ProspectResultKind.Failed, ErrorCode: "RetriesExhausted",
+        ErrorMessage: $"Dispatch:MaxAttempts calls carrying this prospect ended without a trusted answer; {why}");
 
     private async Task KeepLeaseAsync(Guid batchId, LeaseEnd lease, CancellationToken cancellationToken)
     {

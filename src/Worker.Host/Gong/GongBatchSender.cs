@@ -39,8 +39,6 @@ internal sealed partial class GongBatchSender(
     TimeProvider time,
     ILogger<GongBatchSender> logger) : IGongBatchSender
 {
-    private static readonly string Replica = Environment.MachineName;
-
     /// <inheritdoc />
     public async Task<BatchResult> SendAsync(AssignmentBatch batch, CancellationToken cancellationToken)
     {
@@ -516,7 +514,8 @@ internal sealed partial class GongBatchSender(
             Error = result.Error is { Length: > 2000 } e ? e[..(char.IsHighSurrogate(e[1999]) ? 1999 : 2000)] : result.Error,
             StartedAt = result.StartedAt,
             DurationMs = result.Duration.TotalMilliseconds,
-            Replica = Replica,
+            // Filled by the dispatcher with Dispatch:ReplicaName (README: the name in gong_calls.replica).
+            Replica = null,
         };
         send.Calls.Add(call);
         return call;

@@ -39,6 +39,11 @@ public sealed record AssignmentBatch(
     /// <see cref="ReconcileFirst"/> are looked up once more (found: Assigned; absent: Failed RetriesExhausted); the rest
     /// are Failed RetriesExhausted at once.</summary>
     public IReadOnlySet<string> Exhausted { get; init; } = new HashSet<string>(StringComparer.Ordinal);
+
+    /// <summary>Ids past their attempts whose last lookup itself never came back (the sender crashed, or its replica died,
+    /// on it): the dispatcher records them Failed RetriesExhausted without handing them to the sender again, so a batch
+    /// that kills its replica every time ends instead of looping.</summary>
+    public IReadOnlySet<string> Abandoned { get; init; } = new HashSet<string>(StringComparer.Ordinal);
 }
 
 /// <summary>What the dispatcher does with one prospect after a batch.</summary>
