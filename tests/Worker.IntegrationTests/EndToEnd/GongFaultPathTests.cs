@@ -87,6 +87,63 @@ public sealed class GongFaultPathTests(ITestOutputHelper output)
         await world.AssertCleanAsync(["e2e-ra-1"]);
     }
 
+    [Fact]
+    public async Task Unknown_outcomes_with_a_read_lag_longer_than_ReconcileDelay_are_looked_up_once_settled_and_never_sent_twice()
+    {
+        // Gong's read side lags its write side by 4 s, far beyond ReconcileDelay (0.2 s); three assigns commit and then
+        // answer 500, drop the connection, answer 502.
+        var simulator = new SimulatorOptions
+        {
+            LookupVisibilityDelayMs = 4000,
+            Faults = new FaultOptions
+            {
+                Script =
+                [
+                    new ScriptedFault { Kind = FaultKind.ErrorAfterCommit, Status = 500 },
+                    new ScriptedFault { Kind = FaultKind.ResetAfterCommit },
+                    new ScriptedFault { Kind = FaultKind.ErrorAfterCommit, Status = 502 },
+                ],
+            },
+        };
+        await using var world = await EndToEndWorld.StartAsync(simulator, ["--Gong:AttemptTimeout=00:00:06"]);
+        string[] requestIds = ["e2e-lag-0", "e2e-lag-1", "e2e-lag-2"];
+        foreach (var (requestId, i) in requestIds.Select((r, i) => (r, i)))
+        {
+            await world.PublishAsync(new AssignProspectsToFlow(requestId, $"169549330122359120{i}", "owner.lag@example.com", EndToEndWorld.Ids($"e2e-lag{i}-", 200)));
+        }
+
+        await world.WaitForEventsAsync(requestIds, Deadline);
+
+        foreach (var requestId in requestIds)
+        {
+            var (completed, rows) = await world.AssertEventMatchesTableAsync(requestId);
+            Assert.Equal(RequestStatus.Succeeded, completed.Status);
+            Assert.All(rows, r => Assert.Equal((ProspectAssignmentStatus.Assigned, true, 1), (r.Status, r.Reconciled, r.Attempts)));
+        }
+
+        var calls = world.Simulator.State.GetCalls();
+        var assigns = calls.Where(c => c.Endpoint == SimulatorEndpoints.Assign).ToList();
+        Assert.Equal(3, assigns.Count);
+        Assert.All(assigns, a => Assert.True(a.Committed && a.Fault is not null, $"{a.Fault} committed {a.Committed}"));
+        Assert.Equal(600, assigns.SelectMany(c => c.Ids).Distinct().Count());
+        // No lookup of a batch before its call could no longer commit (start + AttemptTimeout + ReconcileDelay), and
+        // every lookup came after Gong's read side showed the commit (so none found a prospect absent).
+        var gongCalls = await world.GongCallsAsync();
+        Assert.Equal(3, gongCalls.Count(c => c.Endpoint == "lookup"));
+        foreach (var lookup in gongCalls.Where(c => c.Endpoint == "lookup"))
+        {
+            var assign = gongCalls.Single(c => c.Endpoint == "assign" && c.FlowId == lookup.FlowId);
+            Assert.True(lookup.StartedAt - assign.StartedAt >= TimeSpan.FromSeconds(6.2), $"lookup {(lookup.StartedAt - assign.StartedAt).TotalSeconds:0.00} s after its assign");
+        }
+
+        Assert.All(calls.Where(c => c.Endpoint == SimulatorEndpoints.Lookup), l => Assert.Equal(200, l.Assigned));
+
+        var stats = world.Simulator.State.GetStats();
+        Assert.Equal(600, stats.AssignmentsCount);
+        Assert.Equal(0, stats.DuplicateAssignAttempts);
+        await world.AssertCleanAsync(requestIds);
+    }
+
     /// <summary>Runs <c>dotnet Worker.Host.dll &lt;args&gt;</c> against the world's database, as an operator would.</summary>
     internal static async Task<(int ExitCode, string Output)> RunWorkerCommandAsync(EndToEndWorld world, params string[] args)
     {
