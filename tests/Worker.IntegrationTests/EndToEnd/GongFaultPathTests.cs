@@ -144,6 +144,52 @@ public sealed class GongFaultPathTests(ITestOutputHelper output)
         await world.AssertCleanAsync(requestIds);
     }
 
+    [Fact]
+    public async Task A_credentials_outage_with_eight_calls_in_flight_is_one_step_of_backoff_shared_by_every_replica()
+    {
+        await using var world = await EndToEndWorld.StartAsync(
+            settings: ["--Gong:UnauthorizedProbeDelay=00:00:01", "--Gong:UnauthorizedMaxProbeDelay=00:01:00", "--Dispatch:ReplicaName=first"]);
+        world.Simulator.State.SetFaults(new FaultOptions { UnauthorizedForSeconds = 4 });
+        var outageEnds = world.Simulator.State.Faults.UnauthorizedUntil!.Value;
+        var requestIds = Enumerable.Range(0, 8).Select(i => $"e2e-cred-{i}").ToArray();
+        foreach (var (requestId, i) in requestIds.Select((r, i) => (r, i)))
+        {
+            await world.PublishAsync(new AssignProspectsToFlow(requestId, $"169549330122359140{i}", "owner.cred@example.com", EndToEndWorld.Ids($"e2e-cred{i}-", 200)));
+        }
+
+        // The pause lives in Postgres: a replica that never saw a 401 reports it at once and holds back too.
+        await Poll.UntilAsync(async () =>
+        {
+            await using var db = world.Database.CreateDbContext();
+            return await db.GongCredentialsPauses.AnyAsync(p => p.PausedSince != null);
+        }, Deadline, "the shared credentials pause");
+        using var second = await world.StartReplicaAsync("--Dispatch:ReplicaName=second");
+        // (Its bus may still be starting, so only the gong entry is looked at.)
+        var (_, status, description) = await EndToEndWorld.ReadinessCheckAsync(second, "gong");
+        Assert.True(status == "Degraded", $"second replica: {status} {description}");
+        Assert.Contains("401", description, StringComparison.Ordinal);
+
+        await world.WaitForEventsAsync(requestIds, Deadline);
+
+        var calls = world.Simulator.State.GetCalls();
+        var refused = calls.Where(c => c.Status == 401).ToList();
+        var firstAccepted = calls.Where(c => c.Status == 200).Min(c => c.Time);
+        output.WriteLine($"{refused.Count} calls refused; first accepted {(firstAccepted - outageEnds).TotalSeconds:0.00} s after the outage ended");
+        // Eight concurrent 401s are one step: probes after 1 s and 2 s more; the first one after the outage is accepted
+        // within the following 4 s step (not after 2^7 s, capped at a minute, as when every answer counted).
+        Assert.True(firstAccepted - outageEnds <= TimeSpan.FromSeconds(6), $"first accepted call {(firstAccepted - outageEnds).TotalSeconds:0.00} s after the outage");
+        await using (var db = world.Database.CreateDbContext())
+        {
+            var pause = await db.GongCredentialsPauses.AsNoTracking().SingleAsync();
+            Assert.Null(pause.PausedSince);
+            Assert.All(await db.ProspectAssignments.AsNoTracking().ToListAsync(), r => Assert.Equal((ProspectAssignmentStatus.Assigned, 0), (r.Status, r.Attempts)));
+        }
+
+        Assert.Equal("Healthy", (await EndToEndWorld.ReadinessCheckAsync(second, "gong")).Status);
+        Assert.Equal(1600, world.Simulator.State.GetStats().AssignmentsCount);
+        await world.AssertCleanAsync(requestIds);
+    }
+
     /// <summary>Runs <c>dotnet Worker.Host.dll &lt;args&gt;</c> against the world's database, as an operator would.</summary>
     internal static async Task<(int ExitCode, string Output)> RunWorkerCommandAsync(EndToEndWorld world, params string[] args)
     {
