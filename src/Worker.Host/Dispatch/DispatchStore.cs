@@ -294,6 +294,26 @@ internal sealed class DispatchStore(
         return new AssignmentBatch(batchId, flowId, ownerEmail, ids, reconcile) { Exhausted = exhausted.Exhausted, Abandoned = exhausted.Abandoned };
     }
 
+    /// <summary>
+    /// Builds the EF Core model and compiles the queries <see cref="RecordAsync"/> runs, reading nothing: in a fresh
+    /// process the first write of a batch's results otherwise pays that (seconds on a busy machine), which at shutdown
+    /// is taken from the few seconds left to record a cancelled call.
+    /// </summary>
+    public async Task WarmUpAsync(CancellationToken cancellationToken)
+    {
+        await using var db = await contextFactory.CreateDbContextAsync(cancellationToken).ConfigureAwait(false);
+        var none = Guid.Empty;
+        _ = await db.ProspectAssignments
+            .Where(p => p.BatchId == none && p.Status == ProspectAssignmentStatus.InFlight)
+            .ToListAsync(cancellationToken).ConfigureAwait(false);
+        List<long> completed = [];
+        _ = await db.AssignmentRequests.AsNoTracking()
+            .Where(r => completed.Contains(r.Id))
+            .Include(r => r.Prospects.OrderBy(p => p.Id))
+            .AsSplitQuery()
+            .ToListAsync(cancellationToken).ConfigureAwait(false);
+    }
+
     /// <summary>Extends the lease of a batch this replica still holds; false when the batch was reclaimed or closed.</summary>
     public async Task<bool> RenewLeaseAsync(Guid batchId, CancellationToken cancellationToken)
     {

@@ -69,6 +69,16 @@ internal sealed partial class DispatcherService(
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
         LogStarted(settings.ReplicaName, settings.MaxBatchSize, settings.MaxBatchDelay, settings.MaxConcurrentBatches);
+        try
+        {
+            await store.WarmUpAsync(stoppingToken).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is not OutOfMemoryException)
+        {
+            // Only a head start: the first write compiles the queries itself.
+            LogWarmUpFailed(ex);
+        }
+
         while (!stoppingToken.IsCancellationRequested)
         {
             heartbeat.Beat();
@@ -359,6 +369,9 @@ internal sealed partial class DispatcherService(
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Dispatcher {Replica} started: MaxBatchSize {MaxBatchSize}, MaxBatchDelay {MaxBatchDelay}, MaxConcurrentBatches {MaxConcurrentBatches}")]
     private partial void LogStarted(string replica, int maxBatchSize, TimeSpan maxBatchDelay, int maxConcurrentBatches);
+
+    [LoggerMessage(Level = LogLevel.Debug, Message = "Dispatcher could not prepare its result queries at start")]
+    private partial void LogWarmUpFailed(Exception exception);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Dispatcher stopping: waiting for {InFlight} in-flight batches")]
     private partial void LogStopping(int inFlight);

@@ -485,7 +485,9 @@ internal sealed partial class GongBatchSender(
 
     private async Task ObserveAsync(GongHttpResult result)
     {
-        if (result.HttpStatus is { } status && status != 401)
+        // Only while a pause is known (the dispatcher refreshes it every turn): no extra round trip per call, and none
+        // between a 429 and the block it causes.
+        if (result.HttpStatus is { } status && status != 401 && state.Pause is not null)
         {
             await state.RecordAcceptedAsync(result.StartedAt).ConfigureAwait(false);
         }

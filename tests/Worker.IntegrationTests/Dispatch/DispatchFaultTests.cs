@@ -174,8 +174,10 @@ public sealed class DispatchFaultTests
         Assert.Equal((call.BatchId, false), (batch.Id, batch.Reclaimed));
         Assert.All(await db.ProspectAssignments.AsNoTracking().ToListAsync(), r => Assert.Equal((ProspectAssignmentStatus.Assigned, false, 0), (r.Status, r.Reconciled, r.Attempts)));
         Assert.Single(await db.GongCalls.AsNoTracking().ToListAsync());
-        Assert.Equal(RequestStatus.Succeeded, Assert.Single(events.Received).Message.Status);
         await AssertAllTerminalAsync(database);
+        // One event (one outbox row); the relay publishes at least once, so a copy may repeat its MessageId.
+        Assert.Single(events.Received.Select(e => e.MessageId).Distinct());
+        Assert.All(events.Received, e => Assert.Equal(RequestStatus.Succeeded, e.Message.Status));
     }
 
     /// <summary>A sender that throws for any batch holding a <c>poison-</c> id (a bug, or a crash of the replica), and

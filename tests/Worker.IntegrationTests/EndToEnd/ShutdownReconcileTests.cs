@@ -17,6 +17,7 @@ namespace Worker.IntegrationTests.EndToEnd;
 /// commits 10 s after the call arrived, after the client left); the replica started by the rolling deploy must not look
 /// the prospects up before that call can no longer commit, so it finds them and sends nothing again.
 /// </summary>
+[Collection(SerialCollection.Name)]
 public sealed class ShutdownReconcileTests(ITestOutputHelper output)
 {
     // The in-flight call is cancelled ShutdownReserve (4 s) before the timeout, leaving time to record it (a cold EF Core
