@@ -61,6 +61,13 @@ namespace Worker.Persistence.Migrations
                 name: "ix_rate_gate_openings_opened_at",
                 table: "rate_gate_openings",
                 column: "opened_at");
+
+            // Earlier versions stamped a 429's block (up to 7 days) into the prospects' own available_at; now the gate
+            // alone holds blocked work, so release anything parked beyond the longest block a 429 may now cause (25 h).
+            migrationBuilder.Sql("""
+                UPDATE prospect_assignments SET available_at = now()
+                WHERE status = 'Pending' AND available_at > now() + interval '25 hours';
+                """);
         }
 
         /// <inheritdoc />
