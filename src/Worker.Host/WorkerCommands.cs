@@ -6,7 +6,8 @@ namespace Worker.Host;
 /// <summary>
 /// The command line: <c>run</c> (default: ingest, dispatch and relay), <c>migrate</c> (apply EF Core
 /// migrations and declare the broker topology, for an init container or Job), <c>status</c> (backlog and outcome
-/// summary) and the subcommands each defined in a file of its own (<c>topology</c>, <c>healthcheck</c>, <c>redrive</c>).
+/// summary), <c>gate</c> (show the shared rate gate's block; <c>gate open --reason …</c> lifts it, recorded) and the
+/// subcommands each defined in a file of its own (<c>topology</c>, <c>healthcheck</c>, <c>redrive</c>).
 /// Tokens the parser does not know (e.g. <c>--Gong:BaseUrl=http://127.0.0.1:5080</c>) are passed to the
 /// host's configuration.
 /// </summary>
@@ -22,9 +23,19 @@ public static class WorkerCommands
         migrate.SetAction((parse, ct) => Guarded(parse, args => DatabaseMigrator.MigrateAsync(args, ct)));
         var status = new Command("status", "Print backlog, outcomes of the last hour, Gong call rate and rate-gate state from the database.") { TreatUnmatchedTokensAsErrors = false };
         status.SetAction((parse, ct) => Guarded(parse, args => StatusCommand.RunAsync(args, Console.Out, Console.Error, ct)));
+        var gate = new Command("gate", "Show the shared rate gate's block (a 429's Retry-After, the daily budget) and the last lifts by hand.") { TreatUnmatchedTokensAsErrors = false };
+        gate.SetAction((parse, ct) => Guarded(parse, args => GateCommand.ShowAsync(args, Console.Out, Console.Error, ct)));
+        var reason = new Option<string>("--reason") { Description = "Why the block is lifted (required; recorded with who and when).", Required = true };
+        var by = new Option<string>("--by") { Description = "Who lifts it (default: the operating-system user and host)." };
+        var open = new Command("open", "Lift the rate gate's block for every replica now and record who, when and why.") { TreatUnmatchedTokensAsErrors = false };
+        open.Options.Add(reason);
+        open.Options.Add(by);
+        open.SetAction((parse, ct) => Guarded(parse, args => GateCommand.OpenAsync(args, parse.GetValue(reason), parse.GetValue(by), Console.Out, Console.Error, ct)));
+        gate.Subcommands.Add(open);
         root.Subcommands.Add(run);
         root.Subcommands.Add(migrate);
         root.Subcommands.Add(status);
+        root.Subcommands.Add(gate);
         root.Subcommands.Add(Messaging.TopologyCommand.Create());
         root.Subcommands.Add(HealthCheckCommand.Create());
         root.Subcommands.Add(Operations.Redrive.RedriveCommand.Create());

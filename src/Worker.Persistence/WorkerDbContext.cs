@@ -33,6 +33,12 @@ public sealed class WorkerDbContext(DbContextOptions<WorkerDbContext> options) :
     /// <summary>The shared rate gate (one row).</summary>
     public DbSet<RateGate> RateGates => Set<RateGate>();
 
+    /// <summary>Lifts of the rate gate's block by an operator (audit).</summary>
+    public DbSet<RateGateOpening> RateGateOpenings => Set<RateGateOpening>();
+
+    /// <summary>The credentials pause shared by every replica (one row).</summary>
+    public DbSet<GongCredentialsPause> GongCredentialsPauses => Set<GongCredentialsPause>();
+
     /// <inheritdoc />
     protected override void OnModelCreating(ModelBuilder modelBuilder)
     {

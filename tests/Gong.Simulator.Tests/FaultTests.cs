@@ -74,6 +74,42 @@ public sealed class FaultTests
         Assert.Empty(h.State.Faults.Script);
     }
 
+    [Theory]
+    [InlineData("2147483647")]
+    [InlineData("Fri, 01 Jan 2094 00:00:00 GMT")]
+    [InlineData("soon")]
+    public async Task A_scripted_429_sends_any_Retry_After_value_verbatim(string value)
+    {
+        await using var h = await SimulatorHarness.StartAsync();
+        await h.SetFaultsAsync(new { script = new[] { new { kind = "RateLimited", retryAfterHeader = value } } });
+
+        using var refused = await h.AssignAsync(["p-1"]);
+
+        Assert.Equal(429, (int)refused.StatusCode);
+        Assert.Equal(value, Assert.Single(refused.Headers.GetValues("Retry-After")));
+        Assert.Equal(value, h.State.GetCalls()[0].RetryAfter);
+    }
+
+    [Fact]
+    public async Task A_slow_commit_commits_after_its_delay_even_when_the_client_has_gone()
+    {
+        await using var h = await SimulatorHarness.StartAsync();
+        await h.SetFaultsAsync(new { script = new[] { new { kind = "SlowCommit", commitDelayMs = 40_000 } } });
+        using var leave = new CancellationTokenSource();
+
+        var call = h.AssignAsync(["p-1"], cancellationToken: leave.Token);
+        await Eventually.GetAsync(() => Task.FromResult(h.State.WaitingCalls == 1 ? (object)true : null));
+        await leave.CancelAsync();
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => call);
+        h.Time.Advance(TimeSpan.FromSeconds(39));
+        Assert.Empty((await h.LookupJsonAsync("p-1")).GetProperty("prospectsAssigned").EnumerateArray());
+
+        h.Time.Advance(TimeSpan.FromSeconds(1));
+        var record = await Eventually.GetAsync(() => Task.FromResult(h.State.GetCalls().FirstOrDefault(c => c.Fault == "SlowCommit")));
+        Assert.Equal((0, true, 1), (record.Status, record.Committed, record.Assigned));
+        Assert.Single((await h.LookupJsonAsync("p-1")).GetProperty("prospectsAssigned").EnumerateArray());
+    }
+
     [Fact]
     public async Task A_5xx_before_commit_records_nothing()
     {

@@ -91,6 +91,11 @@ public enum FaultKind
 
     /// <summary>Commit, then answer only after the timeout delay.</summary>
     TimeoutAfterCommit,
+
+    /// <summary>Work <see cref="ScriptedFault.CommitDelayMs"/> before committing, and commit even when the client has gone
+    /// (cancelled, timed out, shut down): Gong finishing a request nobody waits for any more. Answers 200 if anyone is
+    /// still listening.</summary>
+    SlowCommit,
 }
 
 /// <summary>A one-shot fault for the next call of an endpoint.</summary>
@@ -110,4 +115,11 @@ public sealed class ScriptedFault
 
     /// <summary>Retry-After form for <see cref="FaultKind.RateLimited"/>; default the rate limit's mode.</summary>
     public RetryAfterMode? RetryAfterMode { get; set; }
+
+    /// <summary>For <see cref="FaultKind.RateLimited"/>: the <c>Retry-After</c> header sent verbatim (any value: <c>2147483647</c>,
+    /// an HTTP date decades ahead, garbage); wins over <see cref="RetryAfterSeconds"/> and <see cref="RetryAfterMode"/>.</summary>
+    public string? RetryAfterHeader { get; set; }
+
+    /// <summary>For <see cref="FaultKind.SlowCommit"/>: milliseconds of work before the commit (default 10,000).</summary>
+    public int? CommitDelayMs { get; set; }
 }

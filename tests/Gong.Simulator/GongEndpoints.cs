@@ -10,7 +10,7 @@ namespace Gong.Simulator;
 /// <summary>
 /// Gong's assign and lookup endpoints. Order of checks per call: auth (and 401 periods), scripted 401/429,
 /// rate limit, body (and scripted 400), batch limit, 400 ids, 403/404 flow, latency, fault before commit (scripted,
-/// else random), commit, fault after commit. A scripted fault is consumed only by a call that reaches its stage.
+/// else random; a slow commit works here, past a client that left), commit, fault after commit. A scripted fault is consumed only by a call that reaches its stage.
 /// </summary>
 internal static class GongEndpoints
 {
@@ -74,7 +74,8 @@ internal static class GongEndpoints
                 return;
             case FaultKind.RateLimited:
                 var mode = scripted.RetryAfterMode ?? state.CurrentRetryAfterMode();
-                await Fail(429, "API request limit exceeded", nameof(FaultKind.RateLimited), retryAfter: RetryAfterValue(scripted.RetryAfterSeconds ?? 1, mode, arrived)).ConfigureAwait(false);
+                await Fail(429, "API request limit exceeded", nameof(FaultKind.RateLimited),
+                    retryAfter: scripted.RetryAfterHeader ?? RetryAfterValue(scripted.RetryAfterSeconds ?? 1, mode, arrived)).ConfigureAwait(false);
                 return;
         }
 
@@ -144,8 +145,16 @@ internal static class GongEndpoints
             FaultKind.ResetBeforeCommit,
             FaultKind.ErrorAfterCommit,
             FaultKind.ResetAfterCommit,
-            FaultKind.TimeoutAfterCommit);
+            FaultKind.TimeoutAfterCommit,
+            FaultKind.SlowCommit);
         var fault = scripted?.Kind ?? (isAssign ? state.RollRandomFault(faults) : null);
+        if (fault == FaultKind.SlowCommit)
+        {
+            // Gong keeps working on a request its client gave up on: only the simulator's own stop ends the work.
+            var stopped = http.RequestServices.GetRequiredService<IHostApplicationLifetime>().ApplicationStopping;
+            await state.DelayAsync(TimeSpan.FromMilliseconds(scripted!.CommitDelayMs ?? 10_000), stopped).ConfigureAwait(false);
+        }
+
         var errorStatus = scripted?.Status ?? state.PickServerErrorStatus(faults);
         switch (fault)
         {
@@ -188,7 +197,14 @@ internal static class GongEndpoints
                 return;
         }
 
-        state.Record(call with { Status = 200, DurationMs = time.GetElapsedTime(started).TotalMilliseconds });
+        if (fault == FaultKind.SlowCommit && cancel.IsCancellationRequested)
+        {
+            // Committed after the client left: nobody hears the answer (status 0, like a reset).
+            state.Record(call with { Fault = nameof(FaultKind.SlowCommit), DurationMs = time.GetElapsedTime(started).TotalMilliseconds });
+            return;
+        }
+
+        state.Record(call with { Status = 200, Fault = fault == FaultKind.SlowCommit ? nameof(FaultKind.SlowCommit) : null, DurationMs = time.GetElapsedTime(started).TotalMilliseconds });
         await http.Response.WriteAsJsonAsync(answer, answer.GetType(), SimulatorJson.Options, cancel).ConfigureAwait(false);
     }
 

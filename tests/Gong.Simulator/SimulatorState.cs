@@ -241,8 +241,9 @@ public sealed class SimulatorState
         return best;
     }
 
-    /// <summary>Calls currently held by a latency or timeout delay (the delay's timer already exists).</summary>
-    internal int WaitingCalls => Volatile.Read(ref _waitingCalls);
+    /// <summary>Calls currently held by a latency, timeout or slow-commit delay (the delay's timer already exists): a test
+    /// waits on it to act while a call is in progress.</summary>
+    public int WaitingCalls => Volatile.Read(ref _waitingCalls);
 
     /// <summary>Waits on <see cref="Time"/>; counted in <see cref="WaitingCalls"/> only once the timer is created.</summary>
     internal async Task DelayAsync(TimeSpan delay, CancellationToken cancellationToken)

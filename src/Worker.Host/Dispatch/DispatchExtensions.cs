@@ -29,6 +29,10 @@ public static class DispatchExtensions
             })
             .ValidateDataAnnotations()
             .ValidateOnStart();
+
+        // The store holds outcome-unknown prospects until their call can no longer commit (Gong:AttemptTimeout or
+        // Gong:ServerCommitBound, plus Gong:ReconcileDelay); the Gong client validates the section.
+        builder.Services.AddOptions<Gong.GongOptions>().BindConfiguration(Gong.GongOptions.SectionName);
         builder.Services.AddOptions<RelayOptions>().BindConfiguration(RelayOptions.SectionName).ValidateDataAnnotations().ValidateOnStart();
         builder.Services.AddOptions<RetentionOptions>().BindConfiguration(RetentionOptions.SectionName).ValidateDataAnnotations().ValidateOnStart();
 

@@ -26,7 +26,12 @@ internal sealed record PendingGroup(string FlowId, string OwnerEmail, DateTimeOf
 /// <param name="LeaseLost">The batch had been reclaimed by another replica: nothing but the calls was written.</param>
 /// <param name="Outcomes">Final outcomes recorded, by prospect status name and error code (one per row).</param>
 /// <param name="CompletedRequests">Requests that became complete (their events are in the outbox).</param>
-internal sealed record RecordedBatch(bool LeaseLost, IReadOnlyDictionary<(string Status, string? ErrorCode), int> Outcomes, int CompletedRequests);
+internal sealed record RecordedBatch(bool LeaseLost, IReadOnlyDictionary<(string Status, string? ErrorCode), int> Outcomes, int CompletedRequests)
+{
+    /// <summary>The batch had already been recorded by an earlier write of the same results (its COMMIT succeeded but the
+    /// answer was lost): nothing was written again.</summary>
+    public bool AlreadyRecorded { get; init; }
+}
 
 /// <summary>
 /// The dispatcher's SQL: finding ready groups, claiming batches (advisory lock per group + <c>FOR UPDATE SKIP LOCKED</c>),
@@ -41,6 +46,7 @@ internal sealed class DispatchStore(
     NpgsqlDataSource dataSource,
     IDbContextFactory<WorkerDbContext> contextFactory,
     IOptions<DispatchOptions> options,
+    IOptions<GongOptions> gongOptions,
     TimeProvider timeProvider)
 {
     private const int PageSize = 500;
@@ -72,15 +78,18 @@ internal sealed class DispatchStore(
         FROM g
         """;
 
-    // Rows whose CRM id is already in flight in this group wait: the answer for that id is on its way.
+    // Rows whose CRM id is already in flight in this group wait: the answer for that id is on its way. So do rows whose
+    // id has an outcome-unknown call still settling (reconcile_first, not yet available): neither a lookup nor an assign
+    // of that id may go out before the unknown call can no longer commit.
     private const string PageSql = """
-        SELECT p.id, p.crm_prospect_id, p.reconcile_first, p.available_at
+        SELECT p.id, p.crm_prospect_id, p.reconcile_first, p.available_at, p.attempts
         FROM prospect_assignments p
         WHERE p.status = 'Pending' AND p.flow_id = @flow AND p.owner_email = @owner AND p.available_at <= @now
           AND (p.available_at, p.id) > (@after_at, @after_id)
           AND NOT EXISTS (
               SELECT 1 FROM prospect_assignments q
-              WHERE q.crm_prospect_id = p.crm_prospect_id AND q.status = 'InFlight'
+              WHERE q.crm_prospect_id = p.crm_prospect_id
+                AND (q.status = 'InFlight' OR (q.status = 'Pending' AND q.reconcile_first AND q.available_at > @now))
                 AND q.flow_id = p.flow_id AND q.owner_email = p.owner_email)
         ORDER BY p.available_at, p.id
         LIMIT @limit
@@ -89,7 +98,7 @@ internal sealed class DispatchStore(
 
     // The same id pending in other requests of the group (possibly not yet available) rides along: sent once.
     private const string DuplicatesSql = """
-        SELECT p.id, p.crm_prospect_id, p.reconcile_first
+        SELECT p.id, p.crm_prospect_id, p.reconcile_first, p.attempts
         FROM prospect_assignments p
         WHERE p.status = 'Pending' AND p.flow_id = @flow AND p.owner_email = @owner
           AND p.crm_prospect_id = ANY(@ids) AND NOT (p.id = ANY(@taken))
@@ -103,8 +112,8 @@ internal sealed class DispatchStore(
         """;
 
     // An expired lease: the holder died or lost the database. Its call may have reached Gong, so every prospect goes
-    // back to Pending marked reconcile-first, and the unknown outcome uses one attempt (a batch that kills its replica
-    // every time must end, as RetriesExhausted, not loop forever).
+    // back to Pending marked reconcile-first, waits until that call can no longer commit (@settle_at), and the unknown
+    // outcome uses one attempt (a batch that kills its replica every time ends as RetriesExhausted, not in a loop).
     private const string ReclaimSql = """
         WITH expired AS (
             SELECT id FROM dispatch_batches
@@ -116,18 +125,19 @@ internal sealed class DispatchStore(
             FROM expired e WHERE b.id = e.id RETURNING b.id
         )
         UPDATE prospect_assignments p
-        SET status = 'Pending', reconcile_first = true, attempts = p.attempts + 1, updated_at = @now
+        SET status = 'Pending', reconcile_first = true, attempts = p.attempts + 1, updated_at = @now,
+            available_at = GREATEST(p.available_at, @settle_at),
+            error_code = 'LeaseExpired',
+            error_message = 'the replica holding its batch stopped renewing the lease (killed, frozen or cut off from Postgres) while a call may have been in flight'
         FROM closed c WHERE p.batch_id = c.id AND p.status = 'InFlight'
         RETURNING p.batch_id
         """;
 
-    private const string ReleaseSql = """
-        WITH closed AS (
-            UPDATE dispatch_batches SET completed_at = @now WHERE id = @batch AND completed_at IS NULL RETURNING id
-        )
-        UPDATE prospect_assignments p
-        SET status = 'Pending', reconcile_first = p.reconcile_first OR @reconcile, updated_at = @now
-        FROM closed c WHERE p.batch_id = c.id AND p.status = 'InFlight'
+    private const string InsertCallSql = """
+        INSERT INTO gong_calls (batch_id, call_id, endpoint, flow_id, owner_email, prospect_count, http_status, gong_request_id,
+            outcome_class, error, retry_after_seconds, started_at, duration_ms, replica)
+        VALUES (@batch, @call, @endpoint, @flow, @owner, @count, @status, @request, @class, @error, @retry_after, @started, @duration, @replica)
+        ON CONFLICT (batch_id, call_id) DO NOTHING
         """;
 
     private const string CompleteRequestsSql = """
@@ -149,6 +159,7 @@ internal sealed class DispatchStore(
         """;
 
     private readonly DispatchOptions settings = options.Value;
+    private readonly TimeSpan outcomeSettleTime = gongOptions.Value.OutcomeSettleTime;
 
     /// <summary>Every group with pending prospects, with what readiness and fairness need.</summary>
     public async Task<IReadOnlyList<PendingGroup>> GetPendingGroupsAsync(CancellationToken cancellationToken)
@@ -193,6 +204,7 @@ internal sealed class DispatchStore(
         var ids = new List<string>();
         var seen = new HashSet<string>(StringComparer.Ordinal);
         var reconcile = new HashSet<string>(StringComparer.Ordinal);
+        var exhausted = (Exhausted: new HashSet<string>(StringComparer.Ordinal), Abandoned: new HashSet<string>(StringComparer.Ordinal));
         var rows = new List<long>();
         var afterAt = DateTimeOffset.UnixEpoch;
         var afterId = long.MinValue;
@@ -221,6 +233,7 @@ internal sealed class DispatchStore(
                     {
                         rows.Add(rowId);
                         MarkReconcile(reader.GetBoolean(2), crmId, reconcile);
+                        MarkExhausted(reader.GetInt32(4), crmId, exhausted);
                     }
                     else if (ids.Count < settings.MaxBatchSize)
                     {
@@ -228,6 +241,7 @@ internal sealed class DispatchStore(
                         ids.Add(crmId);
                         rows.Add(rowId);
                         MarkReconcile(reader.GetBoolean(2), crmId, reconcile);
+                        MarkExhausted(reader.GetInt32(4), crmId, exhausted);
                     }
                 }
             }
@@ -256,6 +270,7 @@ internal sealed class DispatchStore(
             {
                 rows.Add(reader.GetInt64(0));
                 MarkReconcile(reader.GetBoolean(2), reader.GetString(1), reconcile);
+                MarkExhausted(reader.GetInt32(3), reader.GetString(1), exhausted);
             }
         }
 
@@ -273,8 +288,30 @@ internal sealed class DispatchStore(
             await mark.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
         }
 
-        await transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
-        return new AssignmentBatch(batchId, flowId, ownerEmail, ids, reconcile);
+        // Not the stopping token: a stop during COMMIT would leave the rows InFlight (committed or not, unknown to us)
+        // until the lease expires. Once committed, the batch runs and is released or recorded like any other.
+        await transaction.CommitAsync(CancellationToken.None).ConfigureAwait(false);
+        return new AssignmentBatch(batchId, flowId, ownerEmail, ids, reconcile) { Exhausted = exhausted.Exhausted, Abandoned = exhausted.Abandoned };
+    }
+
+    /// <summary>
+    /// Builds the EF Core model and compiles the queries <see cref="RecordAsync"/> runs, reading nothing: in a fresh
+    /// process the first write of a batch's results otherwise pays that (seconds on a busy machine), which at shutdown
+    /// is taken from the few seconds left to record a cancelled call.
+    /// </summary>
+    public async Task WarmUpAsync(CancellationToken cancellationToken)
+    {
+        await using var db = await contextFactory.CreateDbContextAsync(cancellationToken).ConfigureAwait(false);
+        var none = Guid.Empty;
+        _ = await db.ProspectAssignments
+            .Where(p => p.BatchId == none && p.Status == ProspectAssignmentStatus.InFlight)
+            .ToListAsync(cancellationToken).ConfigureAwait(false);
+        List<long> completed = [];
+        _ = await db.AssignmentRequests.AsNoTracking()
+            .Where(r => completed.Contains(r.Id))
+            .Include(r => r.Prospects.OrderBy(p => p.Id))
+            .AsSplitQuery()
+            .ToListAsync(cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>Extends the lease of a batch this replica still holds; false when the batch was reclaimed or closed.</summary>
@@ -294,18 +331,10 @@ internal sealed class DispatchStore(
     public async Task<int> ReclaimExpiredAsync(IReadOnlyCollection<Guid> running, CancellationToken cancellationToken)
     {
         await using var command = dataSource.CreateCommand(ReclaimSql);
-        command.Parameters.AddWithValue("now", timeProvider.GetUtcNow());
+        var now = timeProvider.GetUtcNow();
+        command.Parameters.AddWithValue("now", now);
+        command.Parameters.AddWithValue("settle_at", now + outcomeSettleTime);
         command.Parameters.AddWithValue("running", running.ToArray());
-        return await command.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
-    }
-
-    /// <summary>Returns a batch's in-flight prospects to Pending (reconcile-first when a call may have been sent).</summary>
-    public async Task<int> ReleaseAsync(Guid batchId, bool reconcileFirst, CancellationToken cancellationToken)
-    {
-        await using var command = dataSource.CreateCommand(ReleaseSql);
-        command.Parameters.AddWithValue("batch", batchId);
-        command.Parameters.AddWithValue("reconcile", reconcileFirst);
-        command.Parameters.AddWithValue("now", timeProvider.GetUtcNow());
         return await command.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
     }
 
@@ -322,13 +351,7 @@ internal sealed class DispatchStore(
         var connection = (NpgsqlConnection)db.Database.GetDbConnection();
         var npgsqlTransaction = (NpgsqlTransaction)transaction.GetDbTransaction();
 
-        foreach (var call in result.Calls)
-        {
-            call.Id = 0;
-            call.BatchId ??= batch.BatchId;
-            call.Replica ??= settings.ReplicaName;
-            db.GongCalls.Add(call);
-        }
+        await InsertCallsAsync(connection, npgsqlTransaction, batch, result.Calls, cancellationToken).ConfigureAwait(false);
 
         await using (var close = new NpgsqlCommand(
                          "UPDATE dispatch_batches SET completed_at = @now WHERE id = @batch AND completed_at IS NULL", connection, npgsqlTransaction))
@@ -337,9 +360,13 @@ internal sealed class DispatchStore(
             close.Parameters.AddWithValue("batch", batch.BatchId);
             if (await close.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false) == 0)
             {
-                await db.SaveChangesAsync(cancellationToken).ConfigureAwait(false);
-                await transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
-                return new RecordedBatch(true, new Dictionary<(string Status, string? ErrorCode), int>(), 0);
+                // Closed already: by a reclaim (the lease expired), or by our own earlier write whose COMMIT succeeded
+                // though its answer was lost (a retried write must then change nothing, nor claim a reclaim).
+                await using var closedBy = new NpgsqlCommand("SELECT reclaimed FROM dispatch_batches WHERE id = @batch", connection, npgsqlTransaction);
+                closedBy.Parameters.AddWithValue("batch", batch.BatchId);
+                var reclaimed = await closedBy.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false) is true;
+                await transaction.CommitAsync(CancellationToken.None).ConfigureAwait(false);
+                return new RecordedBatch(reclaimed, new Dictionary<(string Status, string? ErrorCode), int>(), 0) { AlreadyRecorded = !reclaimed };
             }
         }
 
@@ -414,8 +441,43 @@ internal sealed class DispatchStore(
         }
 
         await db.SaveChangesAsync(cancellationToken).ConfigureAwait(false);
-        await transaction.CommitAsync(cancellationToken).ConfigureAwait(false);
+        await transaction.CommitAsync(CancellationToken.None).ConfigureAwait(false);
         return new RecordedBatch(false, outcomes, completed.Count);
+    }
+
+    /// <summary>One row per call, keyed by (batch, call id): a second write of the same results inserts nothing.</summary>
+    private async Task InsertCallsAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, AssignmentBatch batch, IReadOnlyList<GongCall> calls, CancellationToken cancellationToken)
+    {
+        if (calls.Count == 0)
+        {
+            return;
+        }
+
+        await using var insert = new NpgsqlBatch(connection, transaction);
+        foreach (var call in calls)
+        {
+            call.BatchId ??= batch.BatchId;
+            call.CallId ??= Guid.CreateVersion7(call.StartedAt);
+            call.Replica ??= settings.ReplicaName;
+            var command = new NpgsqlBatchCommand(InsertCallSql);
+            command.Parameters.Add(new NpgsqlParameter("batch", NpgsqlDbType.Uuid) { Value = call.BatchId });
+            command.Parameters.Add(new NpgsqlParameter("call", NpgsqlDbType.Uuid) { Value = call.CallId });
+            command.Parameters.Add(new NpgsqlParameter("endpoint", NpgsqlDbType.Varchar) { Value = call.Endpoint });
+            command.Parameters.Add(new NpgsqlParameter("flow", NpgsqlDbType.Varchar) { Value = call.FlowId });
+            command.Parameters.Add(new NpgsqlParameter("owner", NpgsqlDbType.Varchar) { Value = call.OwnerEmail });
+            command.Parameters.Add(new NpgsqlParameter("count", NpgsqlDbType.Integer) { Value = call.ProspectCount });
+            command.Parameters.Add(new NpgsqlParameter("status", NpgsqlDbType.Integer) { Value = (object?)call.HttpStatus ?? DBNull.Value });
+            command.Parameters.Add(new NpgsqlParameter("request", NpgsqlDbType.Text) { Value = (object?)call.GongRequestId ?? DBNull.Value });
+            command.Parameters.Add(new NpgsqlParameter("class", NpgsqlDbType.Varchar) { Value = call.OutcomeClass.ToString() });
+            command.Parameters.Add(new NpgsqlParameter("error", NpgsqlDbType.Text) { Value = (object?)call.Error ?? DBNull.Value });
+            command.Parameters.Add(new NpgsqlParameter("retry_after", NpgsqlDbType.Double) { Value = (object?)call.RetryAfterSeconds ?? DBNull.Value });
+            command.Parameters.Add(new NpgsqlParameter("started", NpgsqlDbType.TimestampTz) { Value = call.StartedAt.ToUniversalTime() });
+            command.Parameters.Add(new NpgsqlParameter("duration", NpgsqlDbType.Double) { Value = call.DurationMs });
+            command.Parameters.Add(new NpgsqlParameter("replica", NpgsqlDbType.Text) { Value = (object?)call.Replica ?? DBNull.Value });
+            insert.BatchCommands.Add(command);
+        }
+
+        await insert.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>Builds the event of a complete request from its stored rows.</summary>
@@ -444,6 +506,19 @@ internal sealed class DispatchStore(
         _ => ProspectStatus.Failed,
     };
 
+    private void MarkExhausted(int attempts, string crmId, (HashSet<string> Exhausted, HashSet<string> Abandoned) sets)
+    {
+        if (attempts >= settings.MaxAttempts)
+        {
+            sets.Exhausted.Add(crmId);
+        }
+
+        if (attempts > settings.MaxAttempts)
+        {
+            sets.Abandoned.Add(crmId);
+        }
+    }
+
     private static void MarkReconcile(bool reconcileFirst, string crmId, HashSet<string> reconcile)
     {
         if (reconcileFirst)
@@ -454,12 +529,19 @@ internal sealed class DispatchStore(
 
     private void Apply(ProspectAssignment row, ProspectResult answer, DateTimeOffset now)
     {
+        var (previousCode, previousMessage) = (row.ErrorCode, row.ErrorMessage);
         row.UpdatedAt = now;
         row.GongRequestId = answer.GongRequestId ?? row.GongRequestId;
         row.ErrorCode = answer.ErrorCode;
         row.ErrorMessage = answer.ErrorMessage;
         switch (answer.Kind)
         {
+            case ProspectResultKind.Failed when answer.ErrorCode == "RetriesExhausted":
+                row.Status = ProspectAssignmentStatus.Failed;
+                row.ErrorMessage = $"{row.Attempts} calls carrying this prospect ended without a trusted answer (Dispatch:MaxAttempts = {settings.MaxAttempts}); {answer.ErrorMessage}; last: {previousCode}: {previousMessage}";
+                row.ReconcileFirst = false;
+                row.CompletedAt = now;
+                break;
             case ProspectResultKind.Assigned:
             case ProspectResultKind.NotAssigned:
             case ProspectResultKind.Failed:
@@ -474,6 +556,14 @@ internal sealed class DispatchStore(
                 row.Reconciled = answer.Reconciled;
                 row.ReconcileFirst = false;
                 row.CompletedAt = now;
+                break;
+            case ProspectResultKind.RetryLater when answer.ReconcileFirst:
+                // The call may have assigned it: even with the attempts spent, one more lookup (after the call can no
+                // longer commit) decides between Assigned and Failed/RetriesExhausted; it is never sent again.
+                row.Attempts++;
+                row.Status = ProspectAssignmentStatus.Pending;
+                row.ReconcileFirst = true;
+                row.AvailableAt = answer.NotBefore ?? now + settings.RetryDelay;
                 break;
             case ProspectResultKind.RetryLater:
                 row.Attempts++;

@@ -27,6 +27,7 @@ internal sealed partial class DispatcherService(
     WorkerMetrics metrics,
     IOptions<DispatchOptions> options,
     IOptions<HostOptions> hostOptions,
+    IOptions<GongOptions> gongOptions,
     TimeProvider timeProvider,
     ILogger<DispatcherService> logger) : BackgroundService
 {
@@ -68,6 +69,16 @@ internal sealed partial class DispatcherService(
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
         LogStarted(settings.ReplicaName, settings.MaxBatchSize, settings.MaxBatchDelay, settings.MaxConcurrentBatches);
+        try
+        {
+            await store.WarmUpAsync(stoppingToken).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is not OutOfMemoryException)
+        {
+            // Only a head start: the first write compiles the queries itself.
+            LogWarmUpFailed(ex);
+        }
+
         while (!stoppingToken.IsCancellationRequested)
         {
             heartbeat.Beat();
@@ -113,6 +124,9 @@ internal sealed partial class DispatcherService(
         {
             return settings.PollInterval;
         }
+
+        // The credentials pause is shared: another replica's 401 (or its accepted probe) counts here too.
+        await gongState.RefreshAsync(cancellationToken).ConfigureAwait(false);
 
         if (gongState.Pause is { } pause)
         {
@@ -181,54 +195,53 @@ internal sealed partial class DispatcherService(
         await Task.Yield();
         using var activity = WorkerTracing.StartBatch(batch);
         LogClaimed(batch.BatchId, batch.FlowId, batch.CrmProspectIds.Count, batch.ReconcileFirst.Count);
+        // The claim set the lease a moment ago; counting from now less a second keeps the estimate on the safe side.
+        var lease = new LeaseEnd(timeProvider.GetUtcNow() + settings.LeaseDuration - TimeSpan.FromSeconds(1));
         using var leaseCancellation = new CancellationTokenSource();
-        var lease = KeepLeaseAsync(batch.BatchId, leaseCancellation.Token);
+        var keeping = KeepLeaseAsync(batch.BatchId, lease, leaseCancellation.Token);
         BatchResult? result = null;
+        string? failure = null;
         try
         {
-            result = await sender.SendAsync(batch, sendCancellation.Token).WaitAsync(abandonCancellation.Token).ConfigureAwait(false);
+            result = await SendAsync(batch).ConfigureAwait(false);
         }
         catch (OperationCanceledException) when (abandonCancellation.IsCancellationRequested)
         {
             LogAbandoned(batch.BatchId);
+            failure = "the worker stopped before the Gong sender returned; a call may have been in flight";
         }
         catch (Exception ex) when (ex is not OutOfMemoryException)
         {
             LogSendFailed(ex, batch.BatchId);
+            failure = $"the Gong sender failed ({ex.GetType().Name}: {ex.Message}); a call may have been in flight";
         }
         finally
         {
             await leaseCancellation.CancelAsync().ConfigureAwait(false);
-            await lease.ConfigureAwait(false);
+            await keeping.ConfigureAwait(false);
         }
 
+        // The call may have reached Gong (and may still commit): one attempt used, looked up first once it can no longer
+        // commit; ids whose last lookup was this crash end as RetriesExhausted, so a poison batch cannot loop.
+        result ??= Crashed(batch, failure ?? "the Gong sender returned nothing");
         try
         {
-            if (result is null)
+            var recorded = await WithRetriesAsync(lease, ct => store.RecordAsync(batch, result, ct)).ConfigureAwait(false);
+            WorkerTracing.SetOutcome(activity, recorded.LeaseLost ? "lease_lost" : "recorded",
+                recorded.Outcomes.GroupBy(o => o.Key.Status).ToDictionary(g => g.Key, g => g.Sum(o => o.Value), StringComparer.Ordinal));
+            if (recorded.LeaseLost)
             {
-                // The call may have reached Gong: whoever sends these prospects next asks the lookup first.
-                await WithRetriesAsync(ct => store.ReleaseAsync(batch.BatchId, reconcileFirst: true, ct)).ConfigureAwait(false);
-                WorkerTracing.SetOutcome(activity, "released");
+                LogLeaseLost(batch.BatchId);
             }
-            else
+
+            foreach (var ((status, errorCode), count) in recorded.Outcomes)
             {
-                var recorded = await WithRetriesAsync(ct => store.RecordAsync(batch, result, ct)).ConfigureAwait(false);
-                WorkerTracing.SetOutcome(activity, recorded.LeaseLost ? "lease_lost" : "recorded",
-                    recorded.Outcomes.GroupBy(o => o.Key.Status).ToDictionary(g => g.Key, g => g.Sum(o => o.Value), StringComparer.Ordinal));
-                if (recorded.LeaseLost)
-                {
-                    LogLeaseLost(batch.BatchId);
-                }
+                metrics.ProspectOutcomes(status, errorCode, count);
+            }
 
-                foreach (var ((status, errorCode), count) in recorded.Outcomes)
-                {
-                    metrics.ProspectOutcomes(status, errorCode, count);
-                }
-
-                if (recorded.CompletedRequests > 0)
-                {
-                    outboxSignal.Notify();
-                }
+            if (recorded.CompletedRequests > 0 || recorded.AlreadyRecorded)
+            {
+                outboxSignal.Notify();
             }
         }
         catch (Exception ex) when (ex is not OutOfMemoryException)
@@ -243,7 +256,40 @@ internal sealed partial class DispatcherService(
         }
     }
 
-    private async Task KeepLeaseAsync(Guid batchId, CancellationToken cancellationToken)
+    /// <summary>Sends the batch; ids whose final lookup already crashed once (<see cref="AssignmentBatch.Abandoned"/>) are
+    /// not handed to the sender again but end as RetriesExhausted.</summary>
+    private async Task<BatchResult> SendAsync(AssignmentBatch batch)
+    {
+        if (batch.Abandoned.Count == 0)
+        {
+            return await sender.SendAsync(batch, sendCancellation.Token).WaitAsync(abandonCancellation.Token).ConfigureAwait(false);
+        }
+
+        var given = batch.CrmProspectIds.Where(id => !batch.Abandoned.Contains(id)).ToList();
+        var results = batch.Abandoned.Select(id => Exhausted(id, "its last lookup never came back (the sender failed or its replica stopped)")).ToList();
+        if (given.Count == 0)
+        {
+            return new BatchResult(results, []);
+        }
+
+        var sent = await sender.SendAsync(batch with { CrmProspectIds = given }, sendCancellation.Token).WaitAsync(abandonCancellation.Token).ConfigureAwait(false);
+        return new BatchResult([.. sent.Prospects, .. results], sent.Calls);
+    }
+
+    private BatchResult Crashed(AssignmentBatch batch, string failure)
+    {
+        var settledAt = timeProvider.GetUtcNow() + gongOptions.Value.OutcomeSettleTime;
+        return new BatchResult(
+            [.. batch.CrmProspectIds.Select(id => batch.Exhausted.Contains(id)
+                ? Exhausted(id, failure)
+                : new ProspectResult(id, ProspectResultKind.RetryLater, ErrorCode: "SenderFailed", ErrorMessage: failure, ReconcileFirst: true, NotBefore: settledAt))],
+            []);
+    }
+
+    private static ProspectResult Exhausted(string id, string why) => new(id, ProspectResultKind.Failed, ErrorCode: "RetriesExhausted",
+        ErrorMessage: $"Dispatch:MaxAttempts calls carrying this prospect ended without a trusted answer; {why}");
+
+    private async Task KeepLeaseAsync(Guid batchId, LeaseEnd lease, CancellationToken cancellationToken)
     {
         using var timer = new PeriodicTimer(settings.LeaseDuration / 3, timeProvider);
         try
@@ -252,11 +298,14 @@ internal sealed partial class DispatcherService(
             {
                 try
                 {
+                    var renewedAt = timeProvider.GetUtcNow();
                     if (!await store.RenewLeaseAsync(batchId, cancellationToken).ConfigureAwait(false))
                     {
                         LogLeaseLost(batchId);
                         return;
                     }
+
+                    lease.Until = renewedAt + settings.LeaseDuration;
                 }
                 catch (Exception ex) when (ex is not OperationCanceledException and not OutOfMemoryException)
                 {
@@ -270,21 +319,37 @@ internal sealed partial class DispatcherService(
         }
     }
 
-    // Writes after a call must land even during shutdown; a few quick retries cover a dropped connection or a deadlock.
-    private async Task<T> WithRetriesAsync<T>(Func<CancellationToken, Task<T>> write)
+    // Writes after a call must land even during shutdown (no cancellation) and across a short database outage: retried
+    // until the lease ends, when another replica may reclaim the batch (and reconcile it), then given up.
+    private async Task<T> WithRetriesAsync<T>(LeaseEnd lease, Func<CancellationToken, Task<T>> write)
     {
+        // Wall-clock on purpose: this must make progress during shutdown whatever clock the service runs on.
+        var deadline = DateTime.UtcNow + (lease.Until - timeProvider.GetUtcNow());
+        var delay = TimeSpan.FromMilliseconds(200);
         for (var attempt = 1; ; attempt++)
         {
             try
             {
                 return await write(CancellationToken.None).ConfigureAwait(false);
             }
-            catch (Exception ex) when (attempt < 5 && ex is Npgsql.NpgsqlException or InvalidOperationException or TimeoutException)
+            catch (Exception ex) when (ex is Npgsql.NpgsqlException or InvalidOperationException or TimeoutException && DateTime.UtcNow + delay < deadline)
             {
                 LogWriteRetry(ex, attempt);
-                // Wall-clock on purpose: this must make progress during shutdown whatever clock the service runs on.
-                await Task.Delay(TimeSpan.FromMilliseconds(200 * (1 << attempt)), CancellationToken.None).ConfigureAwait(false);
+                await Task.Delay(delay, CancellationToken.None).ConfigureAwait(false);
+                delay = TimeSpan.FromTicks(Math.Min(delay.Ticks * 2, TimeSpan.FromSeconds(5).Ticks));
             }
+        }
+    }
+
+    /// <summary>Until when this replica holds a batch's lease (UTC, on the injected clock), moved by each renewal.</summary>
+    private sealed class LeaseEnd(DateTimeOffset until)
+    {
+        private long ticks = until.UtcTicks;
+
+        public DateTimeOffset Until
+        {
+            get => new(Interlocked.Read(ref ticks), TimeSpan.Zero);
+            set => Interlocked.Exchange(ref ticks, value.UtcTicks);
         }
     }
 
@@ -309,6 +374,9 @@ internal sealed partial class DispatcherService(
     [LoggerMessage(Level = LogLevel.Information, Message = "Dispatcher {Replica} started: MaxBatchSize {MaxBatchSize}, MaxBatchDelay {MaxBatchDelay}, MaxConcurrentBatches {MaxConcurrentBatches}")]
     private partial void LogStarted(string replica, int maxBatchSize, TimeSpan maxBatchDelay, int maxConcurrentBatches);
 
+    [LoggerMessage(Level = LogLevel.Debug, Message = "Dispatcher could not prepare its result queries at start")]
+    private partial void LogWarmUpFailed(Exception exception);
+
     [LoggerMessage(Level = LogLevel.Information, Message = "Dispatcher stopping: waiting for {InFlight} in-flight batches")]
     private partial void LogStopping(int inFlight);
 
@@ -324,7 +392,7 @@ internal sealed partial class DispatcherService(
     [LoggerMessage(Level = LogLevel.Warning, Message = "Batch {BatchId} abandoned at shutdown; its prospects go back to Pending (reconcile first)")]
     private partial void LogAbandoned(Guid batchId);
 
-    [LoggerMessage(Level = LogLevel.Error, Message = "Batch {BatchId}: the Gong sender threw; its prospects go back to Pending (reconcile first)")]
+    [LoggerMessage(Level = LogLevel.Error, Message = "Batch {BatchId}: the Gong sender threw; its prospects go back to Pending (reconcile first, one attempt used)")]
     private partial void LogSendFailed(Exception exception, Guid batchId);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Batch {BatchId} was reclaimed by another replica (lease expired); its results are left to the reclaimer's reconciliation")]

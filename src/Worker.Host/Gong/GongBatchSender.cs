@@ -12,17 +12,23 @@ namespace Worker.Host.Gong;
 /// </summary>
 /// <remarks>
 /// <list type="bullet">
-/// <item>200: per prospect; one absent from both lists is Failed (MissingFromResponse), UnexpectedError is RetryLater.</item>
-/// <item>429: blocks the gate for every replica until Retry-After (seconds or HTTP date; without it a growing
-/// backoff) plus RetryAfterMargin; everything left is Requeue (no attempt used).</item>
+/// <item>200: per prospect; one absent from both lists is Failed (MissingFromResponse), UnexpectedError is RetryLater.
+/// A prospect whose earlier call's outcome was unknown and that Gong now calls "already in this flow" (InvalidState) is
+/// looked up: found in the flow, it is Assigned (Reconciled) with the instance found, never NotAssigned.</item>
+/// <item>429: blocks the gate for every replica until Retry-After (seconds or HTTP date; without it a growing backoff),
+/// clamped to MaxRetryAfter, plus RetryAfterMargin; everything left is Requeue without a NotBefore of its own (the gate
+/// alone holds the work, so lifting the block releases it).</item>
 /// <item>Connection refused / DNS: the Polly pipeline already retried; everything left is Requeue.</item>
-/// <item>Timeout, reset after sending, 500/502/503/504: wait ReconcileDelay, look the prospects up, record those
-/// already in the flow as Assigned (Reconciled), resend the rest once through the gate; if the lookup fails,
-/// Requeue with ReconcileFirst. A resend whose outcome is again unknown is RetryLater with ReconcileFirst.</item>
+/// <item>Timeout, reset after sending, 500/502/503/504, a call cancelled by shutdown: RetryLater (one attempt) with
+/// ReconcileFirst and NotBefore = the call's start + <see cref="GongOptions.OutcomeSettleTime"/>: nobody looks the
+/// prospects up while the call may still commit or Gong's read side may still lag, and nothing is resent blindly.</item>
+/// <item>Ids arriving with ReconcileFirst are looked up before any assign; an id the lookup finds absent is looked up once
+/// more after ReconcileDelay (two answers must agree) before it is sent. Ids whose attempts are spent (Exhausted) are
+/// only looked up: found, Assigned; absent, Failed RetriesExhausted.</item>
 /// <item>400: split in halves until the cause is isolated; a single id still refused is Failed (BadRequest).</item>
-/// <item>401: pause (probe backoff) and Requeue everything; 403/404: Failed (Forbidden / FlowNotFound) with Gong's message.</item>
+/// <item>401: the shared pause (one step of backoff per refused probe) and Requeue everything; 403/404: Failed
+/// (Forbidden / FlowNotFound) with Gong's message.</item>
 /// </list>
-/// Ids arriving with ReconcileFirst are looked up before any assign. Shutdown never abandons a sent call silently.
 /// </remarks>
 internal sealed partial class GongBatchSender(
     GongApiClient client,
@@ -33,28 +39,41 @@ internal sealed partial class GongBatchSender(
     TimeProvider time,
     ILogger<GongBatchSender> logger) : IGongBatchSender
 {
-    private static readonly string Replica = Environment.MachineName;
-
     /// <inheritdoc />
     public async Task<BatchResult> SendAsync(AssignmentBatch batch, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(batch);
         var send = new Send(batch);
         var ids = batch.CrmProspectIds.Distinct(StringComparer.Ordinal).ToList();
-        send.MustReconcile.UnionWith(ids.Where(batch.ReconcileFirst.Contains));
-        var maxBatch = options.Value.MaxBatchSize;
+        send.Uncertain.UnionWith(ids.Where(batch.ReconcileFirst.Contains));
+        send.MustReconcile.UnionWith(send.Uncertain);
+        var exhausted = ids.Where(batch.Exhausted.Contains).ToHashSet(StringComparer.Ordinal);
+        foreach (var id in exhausted.Where(id => !send.Uncertain.Contains(id)))
+        {
+            send.Results[id] = Exhausted(id, "no call of it reached a trusted answer");
+        }
 
         var toSend = new List<string>(ids.Count);
         if (send.MustReconcile.Count > 0)
         {
             var reconcile = ids.Where(send.MustReconcile.Contains).ToList();
-            toSend.AddRange(await ReconcileAsync(send, reconcile, cancellationToken).ConfigureAwait(false));
+            foreach (var id in await ReconcileAsync(send, reconcile, confirmAbsent: true, cancellationToken).ConfigureAwait(false))
+            {
+                if (exhausted.Contains(id))
+                {
+                    send.Results[id] = Exhausted(id, "Gong's lookup did not find it in the flow");
+                }
+                else
+                {
+                    toSend.Add(id);
+                }
+            }
         }
 
-        toSend.AddRange(ids.Where(id => !batch.ReconcileFirst.Contains(id)));
-        foreach (var chunk in toSend.Chunk(maxBatch))
+        toSend.AddRange(ids.Where(id => !send.Uncertain.Contains(id) && !exhausted.Contains(id)));
+        foreach (var chunk in toSend.Chunk(options.Value.MaxBatchSize))
         {
-            send.Work.AddLast(new Work(chunk, Resend: false));
+            send.Work.AddLast(new Work(chunk));
         }
 
         while (send.Halt is null && send.Work.First is { } next)
@@ -63,15 +82,44 @@ internal sealed partial class GongBatchSender(
             await AssignAsync(send, next.Value, cancellationToken).ConfigureAwait(false);
         }
 
+        await ConfirmAlreadyInFlowAsync(send, cancellationToken).ConfigureAwait(false);
         var prospects = ids.Select(id => send.Results.TryGetValue(id, out var result) ? result : Halted(send, id)).ToList();
         return new BatchResult(prospects, send.Calls);
     }
+
+    private static ProspectResult Exhausted(string id, string why) => new(id, ProspectResultKind.Failed, ErrorCode: "RetriesExhausted",
+        ErrorMessage: $"Dispatch:MaxAttempts calls carrying this prospect ended without a trusted answer; {why}");
 
     private static ProspectResult Halted(Send send, string id)
     {
         var halt = send.Halt ?? new HaltReason("NotSent", "not sent", null);
         return new ProspectResult(id, ProspectResultKind.Requeue, ErrorCode: halt.Code, ErrorMessage: halt.Message,
             ReconcileFirst: send.MustReconcile.Contains(id), NotBefore: halt.NotBefore);
+    }
+
+    /// <summary>A prospect sent again after an unknown outcome that Gong calls "already in this flow" was most likely put
+    /// there by our own first call: a lookup decides (found: Assigned, Reconciled, with the instance found).</summary>
+    private async Task ConfirmAlreadyInFlowAsync(Send send, CancellationToken cancellationToken)
+    {
+        if (send.ToConfirm.Count == 0)
+        {
+            return;
+        }
+
+        var ids = send.ToConfirm.Keys.ToList();
+        if (send.Halt is null)
+        {
+            send.MustReconcile.UnionWith(ids);
+            foreach (var absent in await ReconcileAsync(send, ids, confirmAbsent: false, cancellationToken).ConfigureAwait(false))
+            {
+                send.Results[absent] = send.ToConfirm[absent];
+            }
+        }
+
+        foreach (var id in ids.Where(id => !send.Results.ContainsKey(id)))
+        {
+            send.MustReconcile.Add(id);
+        }
     }
 
     private async Task AssignAsync(Send send, Work work, CancellationToken cancellationToken)
@@ -85,7 +133,7 @@ internal sealed partial class GongBatchSender(
 
         var call = Record(send, "assign", work.Ids.Count, result);
         metrics.BatchFill(work.Ids.Count);
-        Observe(result);
+        await ObserveAsync(result).ConfigureAwait(false);
 
         switch (result.Kind)
         {
@@ -96,7 +144,7 @@ internal sealed partial class GongBatchSender(
                 await BlockAsync(send, result, call).ConfigureAwait(false);
                 break;
             case GongCallKind.Unauthorized:
-                PauseForCredentials(send, result);
+                await PauseForCredentialsAsync(send, result).ConfigureAwait(false);
                 break;
             case GongCallKind.Forbidden:
                 FailRemaining(send, work.Ids, "Forbidden", result);
@@ -107,8 +155,8 @@ internal sealed partial class GongBatchSender(
             case GongCallKind.BadRequest when work.Ids.Count > 1:
                 // A lowered size limit or one bad id: halves isolate either without failing the rest.
                 var half = (work.Ids.Count + 1) / 2;
-                send.Work.AddFirst(new Work(work.Ids.Skip(half).ToArray(), work.Resend));
-                send.Work.AddFirst(new Work(work.Ids.Take(half).ToArray(), work.Resend));
+                send.Work.AddFirst(new Work(work.Ids.Skip(half).ToArray()));
+                send.Work.AddFirst(new Work(work.Ids.Take(half).ToArray()));
                 LogSplit(batch.BatchId, work.Ids.Count, result.Error);
                 break;
             case GongCallKind.BadRequest:
@@ -125,50 +173,59 @@ internal sealed partial class GongBatchSender(
                     time.GetUtcNow() + (result.Error == "circuit open" ? options.Value.CircuitBreakerBreakDuration : options.Value.ConnectRetryDelay));
                 break;
             case GongCallKind.Cancelled:
-                send.MustReconcile.UnionWith(work.Ids);
-                send.Halt = new HaltReason("Shutdown", "the worker stopped while the call was in flight", null);
+            case GongCallKind.OutcomeUnknown:
+                Unknown(send, work, result);
                 break;
             case GongCallKind.LateForSlot:
-                break;
-            case GongCallKind.OutcomeUnknown:
-                await ReconcileAfterUnknownAsync(send, work, result, cancellationToken).ConfigureAwait(false);
                 break;
         }
     }
 
-    private async Task ReconcileAfterUnknownAsync(Send send, Work work, GongHttpResult result, CancellationToken cancellationToken)
+    /// <summary>The call may have reached Gong and may still commit: one attempt used, and the prospects wait until the
+    /// call can no longer commit and Gong's read side caught up, then a lookup comes first (never a blind resend).</summary>
+    private void Unknown(Send send, Work work, GongHttpResult result)
     {
         send.MustReconcile.UnionWith(work.Ids);
-        LogUnknown(send.Batch.BatchId, work.Ids.Count, result.HttpStatus, result.Error);
-        if (work.Resend)
+        var settledAt = result.StartedAt + options.Value.OutcomeSettleTime;
+        var code = result.Kind == GongCallKind.Cancelled ? "Shutdown" : "OutcomeUnknown";
+        LogUnknown(send.Batch.BatchId, work.Ids.Count, result.HttpStatus, result.Error, settledAt);
+        Set(send, work.Ids, id => new ProspectResult(id, ProspectResultKind.RetryLater, ErrorCode: code,
+            ErrorMessage: result.Error, GongRequestId: result.GongRequestId, ReconcileFirst: true, NotBefore: settledAt));
+        if (result.Kind == GongCallKind.Cancelled)
         {
-            Set(send, work.Ids, id => new ProspectResult(id, ProspectResultKind.RetryLater, ErrorCode: "OutcomeUnknown",
-                ErrorMessage: result.Error, GongRequestId: result.GongRequestId, ReconcileFirst: true));
-            return;
+            send.Halt = new HaltReason("Shutdown", "the worker stopped while a call was in flight", null);
+        }
+    }
+
+    /// <summary>Looks <paramref name="ids"/> up; records those in the target flow as Assigned (Reconciled). With
+    /// <paramref name="confirmAbsent"/>, an id found absent is looked up again after ReconcileDelay (Gong's read side may
+    /// lag its write side) and counts as absent only when both answers agree.</summary>
+    /// <returns>The ids known not to be in the flow (to send). Ids whose lookup failed get Requeue with ReconcileFirst;
+    /// a 429, 401 or shutdown halts the send.</returns>
+    private async Task<List<string>> ReconcileAsync(Send send, IReadOnlyList<string> ids, bool confirmAbsent, CancellationToken cancellationToken)
+    {
+        var absent = await LookupAsync(send, ids, cancellationToken).ConfigureAwait(false);
+        if (!confirmAbsent || absent.Count == 0 || send.Halt is not null)
+        {
+            return absent;
         }
 
         try
         {
-            // Gong's read side may lag its write side: look too early and a committed assign seems absent.
             await Task.Delay(options.Value.ReconcileDelay, time, cancellationToken).ConfigureAwait(false);
         }
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
         {
-            send.Halt = new HaltReason("Shutdown", "the worker stopped before reconciling an unknown outcome", null);
-            return;
+            send.MustReconcile.UnionWith(absent);
+            send.Halt = new HaltReason("Shutdown", "the worker stopped before confirming a lookup", null);
+            return [];
         }
 
-        var absent = await ReconcileAsync(send, work.Ids, cancellationToken).ConfigureAwait(false);
-        if (absent.Count > 0)
-        {
-            send.Work.AddFirst(new Work(absent.ToArray(), Resend: true));
-        }
+        send.MustReconcile.UnionWith(absent);
+        return await LookupAsync(send, absent, cancellationToken).ConfigureAwait(false);
     }
 
-    /// <summary>Looks <paramref name="ids"/> up; records those in the target flow as Assigned (Reconciled).</summary>
-    /// <returns>The ids known not to be in the flow (to send). Ids whose lookup failed get Requeue with ReconcileFirst;
-    /// a 429, 401 or shutdown halts the send.</returns>
-    private async Task<List<string>> ReconcileAsync(Send send, IReadOnlyList<string> ids, CancellationToken cancellationToken)
+    private async Task<List<string>> LookupAsync(Send send, IReadOnlyList<string> ids, CancellationToken cancellationToken)
     {
         var batch = send.Batch;
         var absent = new List<string>();
@@ -181,7 +238,7 @@ internal sealed partial class GongBatchSender(
             }
 
             var call = Record(send, "lookup", chunk.Length, result);
-            Observe(result);
+            await ObserveAsync(result).ConfigureAwait(false);
             switch (result.Kind)
             {
                 case GongCallKind.Answered:
@@ -191,7 +248,7 @@ internal sealed partial class GongBatchSender(
                     metrics.Reconciled("lookup_failed", chunk.Length);
                     return absent;
                 case GongCallKind.Unauthorized:
-                    PauseForCredentials(send, result);
+                    await PauseForCredentialsAsync(send, result).ConfigureAwait(false);
                     metrics.Reconciled("lookup_failed", chunk.Length);
                     return absent;
                 case GongCallKind.Cancelled:
@@ -290,7 +347,19 @@ internal sealed partial class GongBatchSender(
         metrics.RateGateWait(slot.Waited);
         if (!slot.Taken)
         {
-            send.Halt = new HaltReason("RateGateBlocked", slot.Reason ?? "rate gate blocked", slot.At);
+            // A block (429, spent daily budget) is held by the gate alone, so lifting it releases the work at once; only
+            // a long queue of slots is the batch's own wait.
+            DateTimeOffset? blockedUntil;
+            try
+            {
+                blockedUntil = await gate.GetBlockedUntilAsync(CancellationToken.None).ConfigureAwait(false);
+            }
+            catch (Exception ex) when (ex is NpgsqlException or TimeoutException or InvalidOperationException)
+            {
+                blockedUntil = slot.At;
+            }
+
+            send.Halt = new HaltReason("RateGateBlocked", slot.Reason ?? "rate gate blocked", blockedUntil is null ? slot.At : null);
             return null;
         }
 
@@ -303,10 +372,19 @@ internal sealed partial class GongBatchSender(
         var now = time.GetUtcNow();
         var until = result.RetryAfterUntil ?? now + state.NextTooManyRequestsBackoff();
         var retryAfter = until - now;
+        var clamped = retryAfter > o.MaxRetryAfter;
+        if (clamped)
+        {
+            // A hostile or broken header (2147483647 s, a date decades ahead) must not park every replica for good.
+            LogRetryAfterClamped(send.Batch.BatchId, retryAfter.TotalSeconds, o.MaxRetryAfter);
+            retryAfter = o.MaxRetryAfter;
+            until = now + retryAfter;
+        }
+
         call.RetryAfterSeconds = retryAfter.TotalSeconds;
         until += o.RetryAfterMargin;
         var reason = string.Create(CultureInfo.InvariantCulture,
-            $"429 at {now:O}: Retry-After {(result.RetryAfterUntil is null ? "absent, backoff" : "")} {retryAfter.TotalSeconds:0.###}s + margin {o.RetryAfterMargin.TotalSeconds:0.###}s");
+            $"429 at {now:O}: Retry-After {(result.RetryAfterUntil is null ? "absent, backoff " : "")}{retryAfter.TotalSeconds:0.###}s{(clamped ? " (clamped to Gong:MaxRetryAfter)" : "")} + margin {o.RetryAfterMargin.TotalSeconds:0.###}s");
         LogThrottled(send.Batch.BatchId, retryAfter.TotalSeconds, until);
         try
         {
@@ -314,18 +392,22 @@ internal sealed partial class GongBatchSender(
         }
         catch (Exception ex) when (ex is NpgsqlException or TimeoutException)
         {
-            // The batch still waits (NotBefore); other replicas learn of the limit from their own 429s.
+            // Other replicas learn of the limit from their own 429s; this batch waits out the block on its own.
             LogGateUnavailable(ex, send.Batch.BatchId);
+            send.Halt = new HaltReason("TooManyRequests", reason, until);
+            return;
         }
 
-        send.Halt = new HaltReason("TooManyRequests", reason, until);
+        // The gate alone holds the work: a prospect never carries the block as its own available_at.
+        send.Halt = new HaltReason("TooManyRequests", reason, null);
     }
 
-    private void PauseForCredentials(Send send, GongHttpResult result)
+    private async Task PauseForCredentialsAsync(Send send, GongHttpResult result)
     {
-        var pause = state.RecordUnauthorized(result.Error ?? "401 Unauthorized");
+        var pause = await state.RecordUnauthorizedAsync(result.Error ?? "401 Unauthorized", result.StartedAt).ConfigureAwait(false);
         LogUnauthorized(send.Batch.BatchId, pause.Reason, pause.NextProbeAt);
-        send.Halt = new HaltReason("Unauthorized", pause.Reason, pause.NextProbeAt);
+        // The shared pause holds the work (one probe after NextProbeAt), not the prospects' own available_at.
+        send.Halt = new HaltReason("Unauthorized", pause.Reason, null);
     }
 
     private static void FailRemaining(Send send, IReadOnlyList<string> ids, string code, GongHttpResult result)
@@ -373,7 +455,16 @@ internal sealed partial class GongBatchSender(
             {
                 var code = string.IsNullOrWhiteSpace(failure.ErrorCode) ? "Unknown" : failure.ErrorCode;
                 var kind = code == "UnexpectedError" ? ProspectResultKind.RetryLater : ProspectResultKind.NotAssigned;
-                send.Results[id] = new ProspectResult(id, kind, ErrorCode: code, ErrorMessage: failure.ErrorMessage, GongRequestId: result.GongRequestId);
+                var outcome = new ProspectResult(id, kind, ErrorCode: code, ErrorMessage: failure.ErrorMessage, GongRequestId: result.GongRequestId);
+                if (code == "InvalidState" && send.Uncertain.Contains(id))
+                {
+                    // After an unknown outcome "already in this flow" may be our own first call: a lookup decides.
+                    send.ToConfirm[id] = outcome;
+                }
+                else
+                {
+                    send.Results[id] = outcome;
+                }
             }
             else
             {
@@ -392,11 +483,13 @@ internal sealed partial class GongBatchSender(
         }
     }
 
-    private void Observe(GongHttpResult result)
+    private async Task ObserveAsync(GongHttpResult result)
     {
-        if (result.HttpStatus is { } status && status != 401)
+        // Only while a pause is known (the dispatcher refreshes it every turn): no extra round trip per call, and none
+        // between a 429 and the block it causes.
+        if (result.HttpStatus is { } status && status != 401 && state.Pause is not null)
         {
-            state.RecordAccepted();
+            await state.RecordAcceptedAsync(result.StartedAt).ConfigureAwait(false);
         }
 
         if (result.HttpStatus is { } s && s != 429)
@@ -412,6 +505,7 @@ internal sealed partial class GongBatchSender(
         var call = new GongCall
         {
             BatchId = send.Batch.BatchId,
+            CallId = Guid.CreateVersion7(result.StartedAt),
             Endpoint = endpoint,
             FlowId = send.Batch.FlowId,
             OwnerEmail = send.Batch.OwnerEmail,
@@ -422,7 +516,8 @@ internal sealed partial class GongBatchSender(
             Error = result.Error is { } e ? UserText.Truncate(e, 2000) : null,
             StartedAt = result.StartedAt,
             DurationMs = result.Duration.TotalMilliseconds,
-            Replica = Replica,
+            // Filled by the dispatcher with Dispatch:ReplicaName (README: the name in gong_calls.replica).
+            Replica = null,
         };
         send.Calls.Add(call);
         return call;
@@ -437,8 +532,11 @@ internal sealed partial class GongBatchSender(
     [LoggerMessage(Level = LogLevel.Warning, Message = "Gong answered 400 for {Count} prospects of batch {BatchId}; splitting in halves: {Error}")]
     private partial void LogSplit(Guid batchId, int count, string? error);
 
-    [LoggerMessage(Level = LogLevel.Warning, Message = "Outcome unknown for {Count} prospects of batch {BatchId} (HTTP {HttpStatus}: {Error}); reconciling through the lookup")]
-    private partial void LogUnknown(Guid batchId, int count, int? httpStatus, string? error);
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Outcome unknown for {Count} prospects of batch {BatchId} (HTTP {HttpStatus}: {Error}); they are looked up from {SettledAt:O}, once the call can no longer commit")]
+    private partial void LogUnknown(Guid batchId, int count, int? httpStatus, string? error, DateTimeOffset settledAt);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Gong's Retry-After for batch {BatchId} was {RetryAfterSeconds} s; clamped to Gong:MaxRetryAfter {MaxRetryAfter}")]
+    private partial void LogRetryAfterClamped(Guid batchId, double retryAfterSeconds, TimeSpan maxRetryAfter);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Lookup failed for {Count} prospects of batch {BatchId} (HTTP {HttpStatus}: {Error}); they wait, to be reconciled first")]
     private partial void LogLookupFailed(Guid batchId, int count, int? httpStatus, string? error);
@@ -446,7 +544,7 @@ internal sealed partial class GongBatchSender(
     [LoggerMessage(Level = LogLevel.Error, Message = "Rate gate unavailable for batch {BatchId}; the batch goes back to Pending")]
     private partial void LogGateUnavailable(Exception exception, Guid batchId);
 
-    private sealed record Work(IReadOnlyList<string> Ids, bool Resend);
+    private sealed record Work(IReadOnlyList<string> Ids);
 
     private sealed record HaltReason(string Code, string Message, DateTimeOffset? NotBefore);
 
@@ -457,6 +555,12 @@ internal sealed partial class GongBatchSender(
         public Dictionary<string, ProspectResult> Results { get; } = new(StringComparer.Ordinal);
 
         public HashSet<string> MustReconcile { get; } = new(StringComparer.Ordinal);
+
+        /// <summary>Ids whose earlier call's outcome was unknown (ReconcileFirst on arrival).</summary>
+        public HashSet<string> Uncertain { get; } = new(StringComparer.Ordinal);
+
+        /// <summary>Uncertain ids a resend found "already in this flow", to be confirmed by a lookup.</summary>
+        public Dictionary<string, ProspectResult> ToConfirm { get; } = new(StringComparer.Ordinal);
 
         public LinkedList<Work> Work { get; } = new();
 

@@ -48,6 +48,9 @@ public static class GongExtensions
         services.AddSingleton<IValidateOptions<GongOptions>, GongOptionsValidator>();
 
         services.AddSingleton<PostgresRateGate>();
+        services.AddSingleton<RateGateBlockReader>(sp => new RateGateBlockReader(
+            sp.GetRequiredService<Npgsql.NpgsqlDataSource>(), sp.GetRequiredService<IOptions<GongOptions>>(), sp.GetRequiredService<TimeProvider>()));
+        services.AddSingleton<CredentialsPauseStore>();
         services.AddSingleton<GongDispatchState>();
         services.AddSingleton<IGongDispatchState>(sp => sp.GetRequiredService<GongDispatchState>());
         services.AddTransient<IGongBatchSender, GongBatchSender>();

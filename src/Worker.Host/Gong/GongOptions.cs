@@ -57,6 +57,18 @@ public sealed class GongOptions
     [Range(typeof(TimeSpan), "00:00:00", "00:01:00", ErrorMessage = "Gong:RetryAfterMargin (Gong__RetryAfterMargin) must be 00:00:00–00:01:00.")]
     public TimeSpan RetryAfterMargin { get; set; } = TimeSpan.FromSeconds(1);
 
+    /// <summary>Longest gate block a 429 may cause (default 25 h: Gong's daily quota resets within a day; 1 s–30 days).
+    /// A longer Retry-After (a hostile or broken header such as <c>2147483647</c>, or a date decades ahead) is cut to
+    /// this and logged as clamped.</summary>
+    [Range(typeof(TimeSpan), "00:00:01", "30.00:00:00", ErrorMessage = "Gong:MaxRetryAfter (Gong__MaxRetryAfter) must be 00:00:01–30.00:00:00.")]
+    public TimeSpan MaxRetryAfter { get; set; } = TimeSpan.FromHours(25);
+
+    /// <summary>Longest time after its start that Gong may still commit an assign call (a server-side bound); unset
+    /// means <see cref="AttemptTimeout"/>. A prospect whose call's outcome is unknown (timeout, reset, 5xx, shutdown,
+    /// expired lease) is looked up only after its call's start + this + <see cref="ReconcileDelay"/> (1 s–1 day).</summary>
+    [Range(typeof(TimeSpan), "00:00:01", "1.00:00:00", ErrorMessage = "Gong:ServerCommitBound (Gong__ServerCommitBound) must be 00:00:01–1.00:00:00.")]
+    public TimeSpan? ServerCommitBound { get; set; }
+
     /// <summary>Gate block after a 429 without Retry-After; doubles for each such 429 in a row up to
     /// <see cref="TooManyRequestsMaxBackoff"/> (default 5 s; 100 ms–1 h).</summary>
     [Range(typeof(TimeSpan), "00:00:00.100", "01:00:00", ErrorMessage = "Gong:TooManyRequestsBackoff (Gong__TooManyRequestsBackoff) must be 00:00:00.100–01:00:00.")]
@@ -84,8 +96,8 @@ public sealed class GongOptions
     [Range(typeof(TimeSpan), "00:00:00.100", "1.00:00:00", ErrorMessage = "Gong:UnauthorizedMaxProbeDelay (Gong__UnauthorizedMaxProbeDelay) must be 00:00:00.100–1.00:00:00.")]
     public TimeSpan UnauthorizedMaxProbeDelay { get; set; } = TimeSpan.FromMinutes(5);
 
-    /// <summary>Wait after an outcome-unknown assign before the lookup, so Gong's read side sees a write it just
-    /// committed (default 1 s; 0–1 min).</summary>
+    /// <summary>Gong's read-after-write lag: added to the commit bound before a prospect of an outcome-unknown call is
+    /// looked up, and the wait before a second lookup confirms a prospect the first found absent (default 1 s; 0–1 min).</summary>
     [Range(typeof(TimeSpan), "00:00:00", "00:01:00", ErrorMessage = "Gong:ReconcileDelay (Gong__ReconcileDelay) must be 00:00:00–00:01:00.")]
     public TimeSpan ReconcileDelay { get; set; } = TimeSpan.FromSeconds(1);
 
@@ -104,6 +116,11 @@ public sealed class GongOptions
     /// <summary>Circuit breaker: how long it stays open before one trial call (default 15 s; 1 s–10 min).</summary>
     [Range(typeof(TimeSpan), "00:00:01", "00:10:00", ErrorMessage = "Gong:CircuitBreakerBreakDuration (Gong__CircuitBreakerBreakDuration) must be 00:00:01–00:10:00.")]
     public TimeSpan CircuitBreakerBreakDuration { get; set; } = TimeSpan.FromSeconds(15);
+
+    /// <summary>How long after an assign call started its outcome is settled for a lookup: the call can no longer commit
+    /// (<see cref="ServerCommitBound"/>, else <see cref="AttemptTimeout"/>) and Gong's read side has had
+    /// <see cref="ReconcileDelay"/> to catch up.</summary>
+    public TimeSpan OutcomeSettleTime => (ServerCommitBound ?? AttemptTimeout) + ReconcileDelay;
 
     /// <summary>The base URL as a <see cref="Uri"/> ending in <c>/</c>, so relative paths append to any path prefix.</summary>
     /// <exception cref="UriFormatException">When <see cref="BaseUrl"/> is not an absolute URL (validation reports it first).</exception>

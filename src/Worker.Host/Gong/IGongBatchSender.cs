@@ -33,7 +33,18 @@ public sealed record AssignmentBatch(
     string FlowId,
     string OwnerEmail,
     IReadOnlyList<string> CrmProspectIds,
-    IReadOnlySet<string> ReconcileFirst);
+    IReadOnlySet<string> ReconcileFirst)
+{
+    /// <summary>Ids whose attempts are spent (<c>Dispatch:MaxAttempts</c>): never sent again. Those also in
+    /// <see cref="ReconcileFirst"/> are looked up once more (found: Assigned; absent: Failed RetriesExhausted); the rest
+    /// are Failed RetriesExhausted at once.</summary>
+    public IReadOnlySet<string> Exhausted { get; init; } = new HashSet<string>(StringComparer.Ordinal);
+
+    /// <summary>Ids past their attempts whose last lookup itself never came back (the sender crashed, or its replica died,
+    /// on it): the dispatcher records them Failed RetriesExhausted without handing them to the sender again, so a batch
+    /// that kills its replica every time ends instead of looping.</summary>
+    public IReadOnlySet<string> Abandoned { get; init; } = new HashSet<string>(StringComparer.Ordinal);
+}
 
 /// <summary>What the dispatcher does with one prospect after a batch.</summary>
 public enum ProspectResultKind
@@ -47,11 +58,13 @@ public enum ProspectResultKind
     /// <summary>Final: no trusted answer (FlowNotFound, Forbidden, BadRequest, MissingFromResponse).</summary>
     Failed,
 
-    /// <summary>Back to Pending and counts one attempt (UnexpectedError, outcome still unknown); the dispatcher
-    /// records Failed/RetriesExhausted once the attempt budget is spent.</summary>
+    /// <summary>Back to Pending and counts one attempt (UnexpectedError, an outcome unknown, a call cancelled by
+    /// shutdown); once the attempt budget is spent the dispatcher records Failed/RetriesExhausted, after one last lookup
+    /// when <see cref="ProspectResult.ReconcileFirst"/> is set.</summary>
     RetryLater,
 
-    /// <summary>Back to Pending without using an attempt: not processed (429, 401 pause, shutdown, lookup failed).</summary>
+    /// <summary>Back to Pending without using an attempt: not processed (429, 401 pause, refused connection, shutdown
+    /// before sending, lookup failed).</summary>
     Requeue,
 }
 

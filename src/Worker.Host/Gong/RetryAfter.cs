@@ -38,8 +38,9 @@ internal static class RetryAfter
         var text = value.Trim();
         if (double.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out var seconds) && double.IsFinite(seconds))
         {
-            // Clamp before converting: a hostile or broken header must not overflow TimeSpan.
-            return now + TimeSpan.FromSeconds(Math.Clamp(seconds, 0, TimeSpan.FromDays(7).TotalSeconds));
+            // Bound before converting, only so that a hostile header cannot overflow TimeSpan or DateTimeOffset; the
+            // sender clamps the block to Gong:MaxRetryAfter (and logs it), so the value it saw stays visible.
+            return now + TimeSpan.FromSeconds(Math.Clamp(seconds, 0, TimeSpan.FromDays(36_500).TotalSeconds));
         }
 
         if (DateTimeOffset.TryParseExact(text, "r", CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal, out var date)

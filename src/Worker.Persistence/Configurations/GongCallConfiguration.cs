@@ -15,5 +15,6 @@ internal sealed class GongCallConfiguration : IEntityTypeConfiguration<GongCall>
         builder.Property(c => c.OutcomeClass).HasConversion<string>().HasMaxLength(32);
         builder.HasIndex(c => c.StartedAt);
         builder.HasIndex(c => c.BatchId);
+        builder.HasIndex(c => new { c.BatchId, c.CallId }).IsUnique();
     }
 }

@@ -9,6 +9,11 @@ public sealed class GongCall
     /// <summary>The dispatch batch the call served.</summary>
     public Guid? BatchId { get; set; }
 
+    /// <summary>The call's own id, made by the sender before the call: with <see cref="BatchId"/> the idempotency key
+    /// of the row, so writing a batch's results again after a commit whose answer was lost inserts nothing
+    /// (null on rows written before it existed).</summary>
+    public Guid? CallId { get; set; }
+
     /// <summary>"assign" (POST /v2/flows/prospects/assign) or "lookup" (POST /v2/flows/prospects).</summary>
     public required string Endpoint { get; set; }
 

@@ -200,6 +200,10 @@ namespace Worker.Persistence.Migrations
                         .HasColumnType("uuid")
                         .HasColumnName("batch_id");
 
+                    b.Property<Guid?>("CallId")
+                        .HasColumnType("uuid")
+                        .HasColumnName("call_id");
+
                     b.Property<double>("DurationMs")
                         .HasColumnType("double precision")
                         .HasColumnName("duration_ms");
@@ -265,7 +269,44 @@ namespace Worker.Persistence.Migrations
                     b.HasIndex("StartedAt")
                         .HasDatabaseName("ix_gong_calls_started_at");
 
+                    b.HasIndex("BatchId", "CallId")
+                        .IsUnique()
+                        .HasDatabaseName("ix_gong_calls_batch_id_call_id");
+
                     b.ToTable("gong_calls", (string)null);
+                });
+
+            modelBuilder.Entity("Worker.Persistence.Entities.GongCredentialsPause", b =>
+                {
+                    b.Property<int>("Id")
+                        .HasColumnType("integer")
+                        .HasColumnName("id");
+
+                    b.Property<DateTimeOffset?>("NextProbeAt")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("next_probe_at");
+
+                    b.Property<DateTimeOffset?>("PausedSince")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("paused_since");
+
+                    b.Property<int>("Probes")
+                        .HasColumnType("integer")
+                        .HasColumnName("probes");
+
+                    b.Property<string>("Reason")
+                        .HasMaxLength(512)
+                        .HasColumnType("character varying(512)")
+                        .HasColumnName("reason");
+
+                    b.Property<DateTimeOffset>("UpdatedAt")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("updated_at");
+
+                    b.HasKey("Id")
+                        .HasName("pk_gong_credentials_pause");
+
+                    b.ToTable("gong_credentials_pause", (string)null);
                 });
 
             modelBuilder.Entity("Worker.Persistence.Entities.OutboxMessage", b =>
@@ -502,6 +543,49 @@ namespace Worker.Persistence.Migrations
                         .HasName("pk_rate_gate");
 
                     b.ToTable("rate_gate", (string)null);
+                });
+
+            modelBuilder.Entity("Worker.Persistence.Entities.RateGateOpening", b =>
+                {
+                    b.Property<long>("Id")
+                        .ValueGeneratedOnAdd()
+                        .HasColumnType("bigint")
+                        .HasColumnName("id");
+
+                    NpgsqlPropertyBuilderExtensions.UseIdentityByDefaultColumn(b.Property<long>("Id"));
+
+                    b.Property<string>("BlockedReason")
+                        .HasMaxLength(512)
+                        .HasColumnType("character varying(512)")
+                        .HasColumnName("blocked_reason");
+
+                    b.Property<DateTimeOffset?>("BlockedUntil")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("blocked_until");
+
+                    b.Property<DateTimeOffset>("OpenedAt")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("opened_at");
+
+                    b.Property<string>("OpenedBy")
+                        .IsRequired()
+                        .HasMaxLength(256)
+                        .HasColumnType("character varying(256)")
+                        .HasColumnName("opened_by");
+
+                    b.Property<string>("Reason")
+                        .IsRequired()
+                        .HasMaxLength(1000)
+                        .HasColumnType("character varying(1000)")
+                        .HasColumnName("reason");
+
+                    b.HasKey("Id")
+                        .HasName("pk_rate_gate_openings");
+
+                    b.HasIndex("OpenedAt")
+                        .HasDatabaseName("ix_rate_gate_openings_opened_at");
+
+                    b.ToTable("rate_gate_openings", (string)null);
                 });
 
             modelBuilder.Entity("Worker.Persistence.Entities.ProspectAssignment", b =>

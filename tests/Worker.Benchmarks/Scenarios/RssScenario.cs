@@ -248,6 +248,7 @@ internal sealed class RssScenario : IScenario
             dataSource,
             new ContextFactory(WorkerDbContextOptions.Create(database.ConnectionString)),
             Options.Create(new DispatchOptions { ReplicaName = "bench-probe", MaxBatchDelay = TimeSpan.Zero }),
+            Options.Create(new Worker.Host.Gong.GongOptions()),
             TimeProvider.System);
         var looks = new List<double>();
         var claims = new List<double>();

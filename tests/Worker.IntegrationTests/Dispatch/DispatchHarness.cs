@@ -27,7 +27,8 @@ internal static class DispatchHarness
         TimeProvider? clock = null,
         IEnumerable<KeyValuePair<string, string?>>? settings = null,
         int? rabbitPort = null,
-        TimeSpan? shutdownTimeout = null)
+        TimeSpan? shutdownTimeout = null,
+        IGongBatchSender? sender = null)
     {
         var builder = Microsoft.Extensions.Hosting.Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { EnvironmentName = "Testing" });
         builder.Configuration.AddInMemoryCollection(vhost.ToWorkerConfiguration());
@@ -52,7 +53,7 @@ internal static class DispatchHarness
         builder.AddWorkerIngest();
         builder.AddWorkerMessaging();
         builder.AddDispatch();
-        builder.Services.AddSingleton<IGongBatchSender>(gong);
+        builder.Services.AddSingleton(sender ?? gong);
         builder.Services.AddSingleton<IGongDispatchState>(gong);
         return builder.Build();
     }

@@ -217,13 +217,15 @@ public sealed class DispatchTests
         var ids = Ids("d", 20);
         await SeedRequestAsync(database, "doomed", Flow, "owner@example.com", ids, DateTimeOffset.UtcNow - TimeSpan.FromSeconds(5));
         var lease = new KeyValuePair<string, string?>("Dispatch:LeaseDuration", "00:00:03");
+        // The reclaimer looks the batch up only once its call can no longer commit: 2 s + 0.2 s after the reclaim here.
+        KeyValuePair<string, string?>[] settle = [new("Gong:AttemptTimeout", "00:00:02"), new("Gong:ReconcileDelay", "00:00:00.200")];
 
-        using var doomed = BuildWorker(viaProxy, vhost, gong, settings: [lease, new("Dispatch:ReplicaName", "doomed")], shutdownTimeout: TimeSpan.FromSeconds(2));
+        using var doomed = BuildWorker(viaProxy, vhost, gong, settings: [lease, .. settle, new("Dispatch:ReplicaName", "doomed")], shutdownTimeout: TimeSpan.FromSeconds(2));
         await doomed.StartAsync();
         await sentByDoomed.Task.WaitAsync(Timeout);
         proxy.Cut();
 
-        using var survivor = BuildWorker(database.ConnectionString, vhost, gong, settings: [lease, new("Dispatch:ReplicaName", "survivor")]);
+        using var survivor = BuildWorker(database.ConnectionString, vhost, gong, settings: [lease, .. settle, new("Dispatch:ReplicaName", "survivor")]);
         await survivor.StartAsync();
         await Poll.UntilAsync(() => events.For("doomed") is not null, Timeout, "the reconciled request's event");
 
@@ -251,6 +253,7 @@ public sealed class DispatchTests
         var batches = await db.DispatchBatches.OrderBy(b => b.ClaimedAt).ToListAsync();
         Assert.Equal(["doomed", "survivor"], batches.Select(b => b.ClaimedBy));
         Assert.True(batches[0].Reclaimed);
+        Assert.True(batches[1].ClaimedAt >= batches[0].CompletedAt!.Value + TimeSpan.FromSeconds(2.2), "looked up only once the doomed call was settled");
         await AssertAllTerminalAsync(database);
     }
 }

@@ -46,6 +46,73 @@ internal sealed class EndToEndWorld : IAsyncDisposable
 
     private IBusControl Publisher { get; set; } = null!;
 
+    private string[] arguments = [];
+
+    private readonly List<WebApplication> replicas = [];
+
+    /// <summary>Starts one more worker replica on the same database, vhost and simulator (settings added last win);
+    /// returns its HTTP client (health, metrics) once it is ready. Stopped with the world.</summary>
+    public async Task<HttpClient> StartReplicaAsync(params string[] settings)
+    {
+        var app = WorkerHost.CreateBuilder([.. arguments, .. settings, "--Urls=http://127.0.0.1:0"]).Build();
+        WorkerHost.MapEndpoints(app);
+        await app.StartAsync();
+        replicas.Add(app);
+        return new HttpClient { BaseAddress = new Uri(app.Urls.First()), Timeout = TimeSpan.FromSeconds(30) };
+    }
+
+    /// <summary>The status and description of the named readiness check of the replica behind <paramref name="http"/>.</summary>
+    public static async Task<(HttpStatusCode Http, string Status, string? Description)> ReadinessCheckAsync(HttpClient http, string name)
+    {
+        using var response = await http.GetAsync(new Uri("/health/ready", UriKind.Relative));
+        var body = JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement;
+        var check = body.GetProperty("checks").EnumerateArray().Single(c => c.GetProperty("name").GetString() == name);
+        return (response.StatusCode, check.GetProperty("status").GetString()!, check.TryGetProperty("description", out var d) ? d.GetString() : null);
+    }
+
+    /// <summary>Messages on the command queue's error queue (0 when it was never declared).</summary>
+    public async Task<uint> ErrorQueueDepthAsync()
+    {
+        await using var connection = await new ConnectionFactory { Uri = VirtualHost.AmqpUri }.CreateConnectionAsync();
+        await using var channel = await connection.CreateChannelAsync();
+        try
+        {
+            return (await channel.QueueDeclarePassiveAsync("assign-prospects-to-flow_error")).MessageCount;
+        }
+        catch (RabbitMQ.Client.Exceptions.OperationInterruptedException)
+        {
+            return 0;
+        }
+    }
+
+    /// <summary>
+    /// What every fault test asserts: Gong never saw a prospect our own call had assigned sent again
+    /// (<c>duplicateOfApiAssignmentAttempts == 0</c>), every request has exactly one event (waits briefly for strays),
+    /// no row is left Pending or InFlight, no batch is open, and nothing went to the error queue.
+    /// </summary>
+    public async Task AssertCleanAsync(IReadOnlyCollection<string> requestIds)
+    {
+        Assert.Equal(0, Simulator.State.GetStats().DuplicateOfApiAssignmentAttempts);
+        await Poll.UntilAsync(async () =>
+        {
+            await using var db = Database.CreateDbContext();
+            return await db.OutboxMessages.CountAsync(o => o.PublishedAt == null) == 0;
+        }, TimeSpan.FromSeconds(30), "every outbox row published");
+        foreach (var requestId in requestIds)
+        {
+            Assert.True(Events.For(requestId).Count == 1, $"{requestId}: {Events.For(requestId).Count} events");
+        }
+
+        Assert.Equal(requestIds.Count, Events.All.Count);
+        await using (var db = Database.CreateDbContext())
+        {
+            Assert.Equal(0, await db.ProspectAssignments.CountAsync(p => p.Status == ProspectAssignmentStatus.Pending || p.Status == ProspectAssignmentStatus.InFlight));
+            Assert.Equal(0, await db.DispatchBatches.CountAsync(b => b.CompletedAt == null));
+        }
+
+        Assert.Equal(0u, await ErrorQueueDepthAsync());
+    }
+
     /// <summary>
     /// Starts everything and returns once the worker's <c>/health/ready</c> answers 200 (bus endpoints ready).
     /// The simulator's and the worker's call rates are both set to <paramref name="callsPerSecond"/>.
@@ -100,6 +167,7 @@ internal sealed class EndToEndWorld : IAsyncDisposable
                 .. settings ?? [],
                 "--Urls=http://127.0.0.1:0",
             ];
+            world.arguments = args;
             var builder = WorkerHost.CreateBuilder(args);
             configureWorker?.Invoke(builder);
             var app = builder.Build();
@@ -253,6 +321,12 @@ internal sealed class EndToEndWorld : IAsyncDisposable
         }
 
         WorkerHttp?.Dispose();
+        foreach (var replica in replicas)
+        {
+            await replica.StopAsync();
+            await replica.DisposeAsync();
+        }
+
         if (Worker is not null)
         {
             await Worker.StopAsync();

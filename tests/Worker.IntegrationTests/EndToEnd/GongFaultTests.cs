@@ -27,7 +27,8 @@ public sealed class GongFaultTests
                 Script = [new ScriptedFault { Kind = FaultKind.ErrorAfterCommit, Status = 500 }],
             },
         };
-        await using var world = await EndToEndWorld.StartAsync(simulator);
+        // The lookup waits until the unknown call can no longer commit (AttemptTimeout + ReconcileDelay after its start).
+        await using var world = await EndToEndWorld.StartAsync(simulator, ["--Gong:AttemptTimeout=00:00:03"]);
         var requestIds = Enumerable.Range(1, 5).Select(i => $"e2e-eac-{i}").ToArray();
         var all = new List<string>();
         foreach (var (requestId, i) in requestIds.Select((r, i) => (r, i)))

@@ -106,7 +106,8 @@ public sealed class GongBatchSenderTests
         var first = await env.Clock.DriveAsync(env.Replica.Sender.SendAsync(GongReplica.Batch(["x"]), CancellationToken.None));
         var requeued = Assert.Single(first.Prospects);
         Assert.Equal(ProspectResultKind.Requeue, requeued.Kind);
-        Assert.Equal(until + TimeSpan.FromSeconds(1), requeued.NotBefore);
+        // The gate alone holds the work (issue 11): the prospect never carries the block as its own available_at.
+        Assert.Null(requeued.NotBefore);
         Assert.Equal(until + TimeSpan.FromSeconds(1), await env.Replica.State.GetBlockedUntilAsync(CancellationToken.None));
 
         var second = await env.Clock.DriveAsync(env.Replica.Sender.SendAsync(GongReplica.Batch(["x"]), CancellationToken.None));
@@ -163,9 +164,9 @@ public sealed class GongBatchSenderTests
     }
 
     [Fact]
-    public async Task A_500_after_the_server_committed_is_reconciled_and_committed_ids_are_not_sent_again()
+    public async Task A_500_after_the_server_committed_is_looked_up_only_once_the_call_is_settled_and_committed_ids_are_not_sent_again()
     {
-        await using var env = await Env.StartAsync();
+        await using var env = await Env.StartAsync(settings: [new("Gong:AttemptTimeout", "00:00:10"), new("Gong:ReconcileDelay", "00:00:01")]);
         var calls = 0;
         env.Stub.OnAssign = r =>
         {
@@ -179,21 +180,33 @@ public sealed class GongBatchSenderTests
         };
         var ids = GongReplica.Ids("c", 10);
 
-        var result = await env.Clock.DriveAsync(env.Replica.Sender.SendAsync(GongReplica.Batch(ids), CancellationToken.None));
+        var unknown = await env.Clock.DriveAsync(env.Replica.Sender.SendAsync(GongReplica.Batch(ids), CancellationToken.None));
+
+        // No lookup while the call may still commit: one attempt, reconcile first, not before start + 10 s + 1 s.
+        var assignStart = Assert.Single(unknown.Calls).StartedAt;
+        Assert.All(unknown.Prospects, p => Assert.Equal(
+            (ProspectResultKind.RetryLater, true, "OutcomeUnknown", (DateTimeOffset?)(assignStart + TimeSpan.FromSeconds(11))),
+            (p.Kind, p.ReconcileFirst, p.ErrorCode, p.NotBefore)));
+        Assert.Equal(["assign"], env.Stub.Requests.Select(r => r.Endpoint));
+
+        env.Clock.Advance(TimeSpan.FromSeconds(11));
+        var result = await env.Clock.DriveAsync(env.Replica.Sender.SendAsync(GongReplica.Batch(ids, reconcileFirst: ids), CancellationToken.None));
 
         Assert.All(result.Prospects, p => Assert.Equal(ProspectResultKind.Assigned, p.Kind));
         Assert.Equal(ids.Take(6).Order(), result.Prospects.Where(p => p.Reconciled).Select(p => p.CrmProspectId).Order());
         var requests = env.Stub.Requests.ToList();
-        Assert.Equal(["assign", "lookup", "assign"], requests.Select(r => r.Endpoint));
+        // The 4 found absent are looked up once more after ReconcileDelay (two answers agree) before the one resend.
+        Assert.Equal(["assign", "lookup", "lookup", "assign"], requests.Select(r => r.Endpoint));
         Assert.Equal(ids.Skip(6), requests[2].Ids);
-        Assert.True(requests[1].ArrivedAt - requests[0].ArrivedAt >= TimeSpan.FromSeconds(1), "lookup waits the read-after-write delay");
+        Assert.Equal(ids.Skip(6), requests[3].Ids);
+        Assert.True(requests[2].ArrivedAt - requests[1].ArrivedAt >= TimeSpan.FromSeconds(1), "the confirming lookup waits the read-after-write delay");
         Assert.Equal(
-            [("assign", GongCallOutcomeClass.OutcomeUnknown), ("lookup", GongCallOutcomeClass.Answered), ("assign", GongCallOutcomeClass.Answered)],
+            [("lookup", GongCallOutcomeClass.Answered), ("lookup", GongCallOutcomeClass.Answered), ("assign", GongCallOutcomeClass.Answered)],
             result.Calls.Select(c => (c.Endpoint, c.OutcomeClass)));
     }
 
     [Fact]
-    public async Task The_server_commits_then_answers_after_the_attempt_timeout_exactly_one_assign_and_a_lookup()
+    public async Task The_server_commits_then_answers_after_the_attempt_timeout_exactly_one_assign_and_no_lookup_yet()
     {
         await using var env = await Env.StartAsync();
         using var release = new CancellationTokenSource();
@@ -215,11 +228,30 @@ public sealed class GongBatchSenderTests
         var result = await env.Clock.DriveAsync(env.Replica.Sender.SendAsync(GongReplica.Batch(ids), CancellationToken.None), TimeSpan.FromSeconds(1));
         await release.CancelAsync();
 
-        Assert.All(result.Prospects, p => Assert.True(p is { Kind: ProspectResultKind.Assigned, Reconciled: true }));
-        Assert.Equal(["assign", "lookup"], env.Stub.Requests.Select(r => r.Endpoint));
+        Assert.All(result.Prospects, p => Assert.True(p is { Kind: ProspectResultKind.RetryLater, ReconcileFirst: true }));
+        Assert.Equal(["assign"], env.Stub.Requests.Select(r => r.Endpoint));
         var assign = result.Calls[0];
         Assert.Equal((GongCallOutcomeClass.OutcomeUnknown, (int?)null), (assign.OutcomeClass, assign.HttpStatus));
         Assert.True(assign.DurationMs >= 90_000, $"timed out after {assign.DurationMs} ms");
+        Assert.All(result.Prospects, p => Assert.Equal(assign.StartedAt + TimeSpan.FromSeconds(91), p.NotBefore));
+    }
+
+    [Fact]
+    public async Task A_resend_answered_already_in_this_flow_is_confirmed_by_a_lookup_and_recorded_Assigned()
+    {
+        await using var env = await Env.StartAsync(settings: [new("Gong:ReconcileDelay", "00:00:00.100")]);
+        // Gong's read side lags beyond both lookups: they say absent, the resend meets our own first call's instance.
+        var lookups = 0;
+        env.Stub.OnLookup = _ => Task.FromResult(Interlocked.Increment(ref lookups) <= 2 ? (IResult?)Results.Json(new { requestId = "lag", prospectsAssigned = Array.Empty<object>() }) : null);
+        env.Stub.Commit(Flow, ["mine"]);
+
+        var result = await env.Clock.DriveAsync(env.Replica.Sender.SendAsync(GongReplica.Batch(["mine", "new"], reconcileFirst: ["mine"]), CancellationToken.None));
+
+        var mine = result.Prospects.Single(p => p.CrmProspectId == "mine");
+        Assert.True(mine is { Kind: ProspectResultKind.Assigned, Reconciled: true }, mine.ToString());
+        Assert.Equal(env.Stub.Assigned[(Flow, "mine")], mine.FlowInstanceId);
+        Assert.Equal(ProspectResultKind.Assigned, result.Prospects.Single(p => p.CrmProspectId == "new").Kind);
+        Assert.Equal(["lookup", "lookup", "assign", "lookup"], env.Stub.Requests.Select(r => r.Endpoint));
     }
 
     [Fact]
@@ -314,8 +346,15 @@ public sealed class GongBatchSenderTests
         Assert.True(pause.NextProbeAt > env.Clock.GetUtcNow());
         Assert.Equal(GongCallOutcomeClass.RefusedForAll, Assert.Single(refused.Calls).OutcomeClass);
 
+        // A call already under way when the pause began (started before NextProbeAt) is no probe: no step of backoff.
+        var concurrent = await env.Clock.DriveAsync(env.Replica.Sender.SendAsync(GongReplica.Batch(["u1", "u2"]), CancellationToken.None));
+        Assert.Equal(pause.NextProbeAt, env.Replica.State.Pause!.NextProbeAt);
+        Assert.All(concurrent.Prospects, p => Assert.Equal(ProspectResultKind.Requeue, p.Kind));
+
+        env.Clock.Advance(pause.NextProbeAt - env.Clock.GetUtcNow());
         var again = await env.Clock.DriveAsync(env.Replica.Sender.SendAsync(GongReplica.Batch(["u1", "u2"]), CancellationToken.None));
         Assert.True(env.Replica.State.Pause!.NextProbeAt > pause.NextProbeAt, "probe backoff grows");
+        Assert.Equal(1, env.Replica.State.Pause!.RefusedProbes);
         Assert.All(again.Prospects, p => Assert.Equal(ProspectResultKind.Requeue, p.Kind));
 
         Volatile.Write(ref refuse, false);
@@ -348,8 +387,10 @@ public sealed class GongBatchSenderTests
         var result = await env.Clock.DriveAsync(env.Replica.Sender.SendAsync(
             GongReplica.Batch(["done", "elsewhere", "fresh"], reconcileFirst: ["done", "elsewhere"]), CancellationToken.None));
 
-        Assert.Equal(["lookup", "assign"], env.Stub.Requests.Select(r => r.Endpoint));
+        // "elsewhere" is found absent, so a second lookup confirms it before it is sent.
+        Assert.Equal(["lookup", "lookup", "assign"], env.Stub.Requests.Select(r => r.Endpoint));
         Assert.Equal(["done", "elsewhere"], env.Stub.Lookups[0].Ids);
+        Assert.Equal(["elsewhere"], env.Stub.Lookups[1].Ids);
         Assert.Equal(["elsewhere", "fresh"], env.Stub.Assigns[0].Ids.Order());
         Assert.True(result.Prospects.Single(p => p.CrmProspectId == "done") is { Kind: ProspectResultKind.Assigned, Reconciled: true });
         Assert.All(result.Prospects, p => Assert.Equal(ProspectResultKind.Assigned, p.Kind));
@@ -359,17 +400,31 @@ public sealed class GongBatchSenderTests
     public async Task A_failed_lookup_requeues_with_ReconcileFirst_and_never_guesses_Assigned()
     {
         await using var env = await Env.StartAsync();
-        env.Stub.OnAssign = r =>
-        {
-            env.Stub.Commit(r.FlowId!, r.Ids);
-            return Task.FromResult<IResult?>(GongStub.Error(503, "unavailable"));
-        };
+        env.Stub.Commit(Flow, ["k1", "k2"]);
         env.Stub.OnLookup = _ => Task.FromResult<IResult?>(GongStub.Error(500, "lookup broke"));
 
-        var result = await env.Clock.DriveAsync(env.Replica.Sender.SendAsync(GongReplica.Batch(["k1", "k2"]), CancellationToken.None));
+        var result = await env.Clock.DriveAsync(env.Replica.Sender.SendAsync(GongReplica.Batch(["k1", "k2"], reconcileFirst: ["k1", "k2"]), CancellationToken.None));
 
         Assert.All(result.Prospects, p => Assert.True(p is { Kind: ProspectResultKind.Requeue, ReconcileFirst: true }));
-        Assert.Single(env.Stub.Assigns);
+        Assert.Empty(env.Stub.Assigns);
+    }
+
+    [Fact]
+    public async Task Exhausted_ids_are_only_looked_up_found_is_Assigned_absent_is_RetriesExhausted()
+    {
+        await using var env = await Env.StartAsync(settings: [new("Gong:ReconcileDelay", "00:00:00.100")]);
+        env.Stub.Commit(Flow, ["got"]);
+        var batch = GongReplica.Batch(["got", "lost", "fresh"], reconcileFirst: ["got", "lost"]) with
+        {
+            Exhausted = new HashSet<string>(["got", "lost"], StringComparer.Ordinal),
+        };
+
+        var result = await env.Clock.DriveAsync(env.Replica.Sender.SendAsync(batch, CancellationToken.None));
+
+        Assert.True(result.Prospects.Single(p => p.CrmProspectId == "got") is { Kind: ProspectResultKind.Assigned, Reconciled: true });
+        Assert.True(result.Prospects.Single(p => p.CrmProspectId == "lost") is { Kind: ProspectResultKind.Failed, ErrorCode: "RetriesExhausted" });
+        Assert.Equal(ProspectResultKind.Assigned, result.Prospects.Single(p => p.CrmProspectId == "fresh").Kind);
+        Assert.Equal(["fresh"], Assert.Single(env.Stub.Assigns).Ids);
     }
 
     [Theory]
@@ -492,7 +547,7 @@ public sealed class GongBatchSenderTests
         var prospect = Assert.Single(held.Prospects);
         var midnight = new DateTimeOffset(env.Clock.GetUtcNow().UtcDateTime.Date.AddDays(1), TimeSpan.Zero);
         Assert.Equal(ProspectResultKind.Requeue, prospect.Kind);
-        Assert.Equal(midnight, prospect.NotBefore);
+        Assert.Null(prospect.NotBefore);
         Assert.Equal(midnight, await env.Replica.State.GetBlockedUntilAsync(CancellationToken.None));
         Assert.Empty(held.Calls);
     }
