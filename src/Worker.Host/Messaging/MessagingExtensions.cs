@@ -1,5 +1,7 @@
 using MassTransit;
+using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Options;
+using Worker.Host.Operations;
 using Worker.Contracts;
 
 namespace Worker.Host.Messaging;
@@ -17,6 +19,10 @@ public static class MessagingExtensions
             .BindConfiguration(RabbitMqOptions.SectionName)
             .ValidateDataAnnotations()
             .ValidateOnStart();
+
+        // The command endpoint's definition counts error-queue inflow; hosts that only declare the topology need it too.
+        builder.Services.AddMetrics();
+        builder.Services.TryAddSingleton<WorkerMetrics>();
 
         builder.Services.AddMassTransit(x =>
         {

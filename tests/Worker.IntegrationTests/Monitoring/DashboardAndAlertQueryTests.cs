@@ -50,6 +50,9 @@ public sealed partial class DashboardAndAlertQueryTests(ITestOutputHelper output
         var environment = WorkerProcess.SimulatorEnvironment(database.ConnectionString, vhost, simulator.BaseUrl, 20);
         environment["Relay__MaxRetryDelay"] = "00:00:01";
         environment["Dispatch__RetryDelay"] = "00:00:00.200";
+
+        // The 500 after commit is looked up once that call can no longer commit: the simulator answers in milliseconds.
+        environment["Gong__ServerCommitBound"] = "00:00:02";
         environment["Operations__GaugeRefreshInterval"] = "00:00:01";
         environment["Logging__LogLevel__Default"] = "Warning";
 
