@@ -27,6 +27,9 @@ namespace Worker.Host.Gong;
 internal sealed partial class GongBatchSender(
     GongApiClient client,
     PostgresRateGate gate,
+    GongConnectionLanes lanes,
+    RateGatePacing pacing,
+    GongBatchLimit batchLimit,
     GongDispatchState state,
     IOptions<GongOptions> options,
     WorkerMetrics metrics,
@@ -42,7 +45,9 @@ internal sealed partial class GongBatchSender(
         var send = new Send(batch);
         var ids = batch.CrmProspectIds.Distinct(StringComparer.Ordinal).ToList();
         send.MustReconcile.UnionWith(ids.Where(batch.ReconcileFirst.Contains));
-        var maxBatch = options.Value.MaxBatchSize;
+        var maxBatch = await EffectiveBatchSizeAsync(cancellationToken).ConfigureAwait(false);
+        using var lane = lanes.Acquire();
+        send.Lane = lane.Lane;
 
         var toSend = new List<string>(ids.Count);
         if (send.MustReconcile.Count > 0)
@@ -77,11 +82,19 @@ internal sealed partial class GongBatchSender(
     private async Task AssignAsync(Send send, Work work, CancellationToken cancellationToken)
     {
         var batch = send.Batch;
-        var result = await CallInSlotAsync(send, deadline => client.AssignAsync(batch.FlowId, batch.OwnerEmail, work.Ids, deadline, cancellationToken), cancellationToken).ConfigureAwait(false);
+        using var unproven = await EnterBatchSizeAsync(send, work, cancellationToken).ConfigureAwait(false);
+        if (ReferenceEquals(unproven, BatchSizeCheck.Rechunked))
+        {
+            return;
+        }
+
+        var result = await CallInSlotAsync(send, (lane, deadline) => client.AssignAsync(batch.FlowId, batch.OwnerEmail, work.Ids, lane, deadline, cancellationToken), cancellationToken).ConfigureAwait(false);
         if (result is null)
         {
             return;
         }
+
+        await LearnBatchSizeAsync(send, work, result).ConfigureAwait(false);
 
         var call = Record(send, "assign", work.Ids.Count, result);
         metrics.BatchFill(work.Ids.Count);
@@ -104,11 +117,17 @@ internal sealed partial class GongBatchSender(
             case GongCallKind.NotFound:
                 FailRemaining(send, work.Ids, "FlowNotFound", result);
                 break;
+            case GongCallKind.BadRequest when work.Ids.Count > 1 && GongBatchLimit.ParseLimit(result.Error) is { } limit && limit < work.Ids.Count:
+                // Gong named its size limit (learned above): the same ids in calls of that size.
+                Rechunk(send, work, limit);
+                break;
             case GongCallKind.BadRequest when work.Ids.Count > 1:
-                // A lowered size limit or one bad id: halves isolate either without failing the rest.
+                // A lowered size limit or one bad id: halves isolate either without failing the rest; both halves
+                // answered prove a size limit (see LearnBatchSizeAsync).
                 var half = (work.Ids.Count + 1) / 2;
-                send.Work.AddFirst(new Work(work.Ids.Skip(half).ToArray(), work.Resend));
-                send.Work.AddFirst(new Work(work.Ids.Take(half).ToArray(), work.Resend));
+                var bisection = new Bisection(work.Ids.Count, result.Error);
+                send.Work.AddFirst(new Work(work.Ids.Skip(half).ToArray(), work.Resend, bisection));
+                send.Work.AddFirst(new Work(work.Ids.Take(half).ToArray(), work.Resend, bisection));
                 LogSplit(batch.BatchId, work.Ids.Count, result.Error);
                 break;
             case GongCallKind.BadRequest:
@@ -174,7 +193,7 @@ internal sealed partial class GongBatchSender(
         var absent = new List<string>();
         foreach (var chunk in ids.Chunk(options.Value.MaxBatchSize))
         {
-            var result = await CallInSlotAsync(send, deadline => client.LookupAsync(chunk, deadline, cancellationToken), cancellationToken).ConfigureAwait(false);
+            var result = await CallInSlotAsync(send, (lane, deadline) => client.LookupAsync(chunk, lane, deadline, cancellationToken), cancellationToken).ConfigureAwait(false);
             if (result is null)
             {
                 return absent;
@@ -240,17 +259,23 @@ internal sealed partial class GongBatchSender(
     /// <summary>Takes a rate-gate slot and makes the call in it; a caller that reaches the send too late for its slot
     /// (a busy machine) sends nothing, gives the slot back and queues again.</summary>
     /// <returns>The call's result, or null when the send halted (gate blocked or unavailable, shutdown).</returns>
-    private async Task<GongHttpResult?> CallInSlotAsync(Send send, Func<DateTimeOffset?, Task<GongHttpResult>> call, CancellationToken cancellationToken)
+    private async Task<GongHttpResult?> CallInSlotAsync(Send send, Func<GongLane, DateTimeOffset?, Task<GongHttpResult>> call, CancellationToken cancellationToken)
     {
         while (true)
         {
-            var slot = await TakeSlotAsync(send, cancellationToken).ConfigureAwait(false);
+            var margin = await WarmUpAsync(send, cancellationToken).ConfigureAwait(false);
+            if (margin is null)
+            {
+                return null;
+            }
+
+            var slot = await TakeSlotAsync(send, margin.Value, cancellationToken).ConfigureAwait(false);
             if (slot is null)
             {
                 return null;
             }
 
-            var result = await call(slot.StartNoLaterThan).ConfigureAwait(false);
+            var result = await call(send.Lane!, slot.StartNoLaterThan).ConfigureAwait(false);
             if (result.Kind != GongCallKind.LateForSlot)
             {
                 return result;
@@ -268,12 +293,12 @@ internal sealed partial class GongBatchSender(
         }
     }
 
-    private async Task<GateSlot?> TakeSlotAsync(Send send, CancellationToken cancellationToken)
+    private async Task<GateSlot?> TakeSlotAsync(Send send, TimeSpan margin, CancellationToken cancellationToken)
     {
         GateSlot slot;
         try
         {
-            slot = await gate.WaitForSlotAsync(cancellationToken).ConfigureAwait(false);
+            slot = await gate.WaitForSlotAsync(margin, cancellationToken).ConfigureAwait(false);
         }
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
         {
@@ -446,7 +471,7 @@ internal sealed partial class GongBatchSender(
     [LoggerMessage(Level = LogLevel.Error, Message = "Rate gate unavailable for batch {BatchId}; the batch goes back to Pending")]
     private partial void LogGateUnavailable(Exception exception, Guid batchId);
 
-    private sealed record Work(IReadOnlyList<string> Ids, bool Resend);
+    private sealed record Work(IReadOnlyList<string> Ids, bool Resend, Bisection? SplitFrom = null);
 
     private sealed record HaltReason(string Code, string Message, DateTimeOffset? NotBefore);
 
@@ -463,5 +488,7 @@ internal sealed partial class GongBatchSender(
         public List<GongCall> Calls { get; } = [];
 
         public HaltReason? Halt { get; set; }
+
+        public GongLane? Lane { get; set; }
     }
 }
