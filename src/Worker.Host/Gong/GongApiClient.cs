@@ -17,7 +17,7 @@ internal sealed class GongApiClient(HttpClient http, TimeProvider time, Microsof
     /// <summary>A warm-up that takes longer than this is abandoned (the call then counts as on a cold connection).</summary>
     private static readonly TimeSpan WarmUpTimeout = TimeSpan.FromSeconds(10);
 
-    private static int serializerWarm;
+    private static int firstWarmUp;
 
     /// <summary>Assign endpoint path, relative to the base URL.</summary>
     public const string AssignPath = "v2/flows/prospects/assign";
@@ -52,8 +52,8 @@ internal sealed class GongApiClient(HttpClient http, TimeProvider time, Microsof
     }
 
     /// <summary>
-    /// <c>HEAD</c> of <c>WarmUpPath</c> (default the base URL) on <paramref name="lane"/>, without credentials: not an
-    /// API call of the company, so Gong does not count it. It opens (or keeps) the lane's connection and runs the whole
+    /// <c>HEAD</c> of <c>WarmUpPath</c> (default the base URL; the process's first warm-up is a <c>POST</c> of <c>{}</c>
+    /// there) on <paramref name="lane"/>, without credentials: not an API call of the company, so Gong does not count it. It opens (or keeps) the lane's connection and runs the whole
     /// HTTP pipeline once, so the call that follows starts on a warm connection and arrives when its slot says. Any
     /// HTTP answer (404 included) is fine. Never throws for HTTP or network failures.
     /// </summary>
@@ -62,9 +62,12 @@ internal sealed class GongApiClient(HttpClient http, TimeProvider time, Microsof
     public async Task<WarmUpResult> WarmUpAsync(GongLane lane, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(lane);
-        if (Interlocked.Exchange(ref serializerWarm, 1) == 0)
+        // The process's first warm-up also runs what a call runs after its slot and a HEAD does not: the serializer's
+        // metadata for both bodies and the request-content path (a POST with a small JSON body, still without
+        // credentials, to the same non-API path). Cold, that code can take tens of ms to compile.
+        var first = Interlocked.Exchange(ref firstWarmUp, 1) == 0;
+        if (first)
         {
-            // The call's own body is serialized after its slot: have the serializer's metadata built before that.
             _ = JsonSerializer.Serialize(new GongAssignRequest(["warm-up"], "0", "warm-up@example.com"), GongJson.Options);
             _ = JsonSerializer.Serialize(new GongLookupRequest(["warm-up"]), GongJson.Options);
         }
@@ -75,7 +78,12 @@ internal sealed class GongApiClient(HttpClient http, TimeProvider time, Microsof
         using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, timeout.Token);
         try
         {
-            using var request = new HttpRequestMessage(HttpMethod.Head, new Uri(options.Value.WarmUpPath.TrimStart('/'), UriKind.Relative));
+            using var request = new HttpRequestMessage(first ? HttpMethod.Post : HttpMethod.Head, new Uri(options.Value.WarmUpPath.TrimStart('/'), UriKind.Relative));
+            if (first)
+            {
+                request.Content = new StringContent("{}", Encoding.UTF8, "application/json");
+            }
+
             request.Options.Set(GongConnectionLanes.LaneKey, lane);
             request.Options.Set(GongConnectionLanes.WarmUpKey, true);
             using var response = await http.SendAsync(request, HttpCompletionOption.ResponseContentRead, linked.Token).ConfigureAwait(false);

@@ -76,11 +76,17 @@ internal sealed partial class GongBatchSender
             return BatchSizeCheck.Rechunked;
         }
 
-        // Another call of this replica (or another replica) may have learned the limit meanwhile.
+        // Another call of this replica (or another replica) may have learned the limit, or proven the size, meanwhile.
         if (await RechunkIfOverLimitAsync(send, work, cancellationToken).ConfigureAwait(false))
         {
             held.Dispose();
             return BatchSizeCheck.Rechunked;
+        }
+
+        if (batchLimit.IsProven(count))
+        {
+            held.Dispose();
+            return null;
         }
 
         return held;

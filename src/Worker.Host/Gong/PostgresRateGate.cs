@@ -49,7 +49,16 @@ internal sealed class PostgresRateGate
 
     /// <summary>A slot is checked against a 429 block this long before it (the read's round trip stays out of the
     /// instant the call starts).</summary>
-    private static readonly TimeSpan BlockCheckLead = TimeSpan.FromMilliseconds(30);
+    private static readonly TimeSpan BlockCheckLead = TimeSpan.FromMilliseconds(100);
+
+    /// <summary>The last part of the wait for a slot is spent on the waiting thread (sleeps of 1 ms, then spinning)
+    /// instead of a timer: on a busy machine a timer's continuation can run tens of ms late, and a caller more than half
+    /// the base margin late loses its slot.</summary>
+    private static readonly TimeSpan PreciseLead = TimeSpan.FromMilliseconds(50);
+
+    /// <summary>Longest real time spent in the precise wait before falling back to a timer (a fake clock does not move
+    /// by itself).</summary>
+    private static readonly TimeSpan PreciseWaitLimit = TimeSpan.FromMilliseconds(150);
 
     // The FOR UPDATE in the first CTE makes concurrent callers queue on the row and read its latest committed
     // version (READ COMMITTED re-reads a row it waited for), so every computed value is based on the state the
@@ -137,6 +146,7 @@ internal sealed class PostgresRateGate
     private double allowedRate;
     private string rateReason = RateConfigured;
     private double marginSeconds;
+    private long slotsGivenUp;
 
     /// <summary>Creates the gate and its gauges <c>flow_assignment.rate_gate.allowed_rate</c> (by <c>reason</c>) and
     /// <c>flow_assignment.rate_gate.margin</c>, as this replica last saw them.</summary>
@@ -151,6 +161,8 @@ internal sealed class PostgresRateGate
         var meter = meterFactory.Create(WorkerMetrics.MeterName);
         meter.CreateObservableGauge("flow_assignment.rate_gate.allowed_rate", ObserveRate, "{call}/s",
             "Calls per second the shared gate allows now (RequestsPerSecond unless a 429 cut it), by reason (configured, throttled, climbing); as this replica last saw it.");
+        meter.CreateObservableCounter("flow_assignment.rate_gate.slots_given_up", () => Interlocked.Read(ref slotsGivenUp), "{slot}",
+            "Slots this replica gave up because it woke more than half of RateWindowMargin after them (a busy machine); each costs one slot of throughput, never a 429.");
         meter.CreateObservableGauge("flow_assignment.rate_gate.margin", () => Volatile.Read(ref marginSeconds), "s",
             "Window margin this replica's latest call was recorded with: RateWindowMargin plus the learned network jitter.");
     }
@@ -166,6 +178,9 @@ internal sealed class PostgresRateGate
             }
         }
     }
+
+    /// <summary>Slots this replica gave up because it woke too late for them.</summary>
+    public long SlotsGivenUp => Interlocked.Read(ref slotsGivenUp);
 
     /// <summary>Takes the next slot with the base margin (<c>RateWindowMargin</c>) and waits until it.</summary>
     /// <exception cref="NpgsqlException">Postgres unreachable.</exception>
@@ -210,12 +225,14 @@ internal sealed class PostgresRateGate
                 continue;
             }
 
-            await DelayUntilAsync(slot, cancellationToken).ConfigureAwait(false);
+            await DelayUntilAsync(slot - PreciseLead, cancellationToken).ConfigureAwait(false);
+            await PreciseDelayUntilAsync(slot, cancellationToken).ConfigureAwait(false);
 
             // A caller that wakes late would arrive closer to the next slots than the window allows. Beyond half the
             // base margin it gives its slot up (keeping the window conservative, refunding the daily count) and queues again.
             if (time.GetUtcNow() - slot > lateTolerance)
             {
+                Interlocked.Increment(ref slotsGivenUp);
                 await RefundAsync(slot, cancellationToken).ConfigureAwait(false);
                 continue;
             }
@@ -333,6 +350,29 @@ internal sealed class PostgresRateGate
         if (delay > TimeSpan.Zero)
         {
             await Task.Delay(delay, time, cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    private async Task PreciseDelayUntilAsync(DateTimeOffset instant, CancellationToken cancellationToken)
+    {
+        var started = System.Diagnostics.Stopwatch.GetTimestamp();
+        while (time.GetUtcNow() < instant)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            if (System.Diagnostics.Stopwatch.GetElapsedTime(started) > PreciseWaitLimit)
+            {
+                await DelayUntilAsync(instant, cancellationToken).ConfigureAwait(false);
+                return;
+            }
+
+            if (instant - time.GetUtcNow() > TimeSpan.FromMilliseconds(4))
+            {
+                Thread.Sleep(1);
+            }
+            else if (!Thread.Yield())
+            {
+                Thread.SpinWait(64);
+            }
         }
     }
 
