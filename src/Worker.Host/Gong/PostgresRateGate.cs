@@ -47,9 +47,9 @@ internal sealed class PostgresRateGate
 
     private static readonly TimeSpan DecreaseHold = TimeSpan.FromSeconds(2);
 
-    /// <summary>A slot is checked against a 429 block this long before it (the read's round trip stays out of the
-    /// instant the call starts).</summary>
-    private static readonly TimeSpan BlockCheckLead = TimeSpan.FromMilliseconds(100);
+    /// <summary>A slot is checked against a 429 block this long before it: long enough for the read's round trip to
+    /// stay out of the instant the call starts, short enough that a 429 answered just before the slot is still seen.</summary>
+    private static readonly TimeSpan BlockCheckLead = TimeSpan.FromMilliseconds(8);
 
     /// <summary>The last part of the wait for a slot is spent on the waiting thread (sleeps of 1 ms, then spinning)
     /// instead of a timer: on a busy machine a timer's continuation can run tens of ms late, and a caller more than half
@@ -215,7 +215,8 @@ internal sealed class PostgresRateGate
                 return new GateSlot(false, slot, reason, time.GetElapsedTime(waitStarted), slot, take.At);
             }
 
-            await DelayUntilAsync(slot - BlockCheckLead, cancellationToken).ConfigureAwait(false);
+            await DelayUntilAsync(slot - PreciseLead, cancellationToken).ConfigureAwait(false);
+            await PreciseDelayUntilAsync(slot - BlockCheckLead, cancellationToken).ConfigureAwait(false);
 
             // A 429 seen by any replica while we waited moves the gate; a slot taken before it is void.
             // (Only the 429 block counts here: the daily count already includes this slot.)
@@ -225,7 +226,6 @@ internal sealed class PostgresRateGate
                 continue;
             }
 
-            await DelayUntilAsync(slot - PreciseLead, cancellationToken).ConfigureAwait(false);
             await PreciseDelayUntilAsync(slot, cancellationToken).ConfigureAwait(false);
 
             // A caller that wakes late would arrive closer to the next slots than the window allows. Beyond half the
