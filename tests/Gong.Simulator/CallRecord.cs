@@ -2,7 +2,8 @@ namespace Gong.Simulator;
 
 /// <summary>One call to a Gong endpoint as the simulator saw it (returned by <c>GET /_sim/calls</c>).</summary>
 /// <param name="Sequence">1-based order in which calls finished being logged; page with <c>?after=</c>.</param>
-/// <param name="Time">When the call was counted against the rate limit (else when it arrived); UTC, from the simulator's TimeProvider.</param>
+/// <param name="Time">When the call arrived (after any <see cref="FaultOptions.ArrivalJitterMs"/> and
+/// <see cref="FaultOptions.NewConnectionDelayMs"/>) and was counted against the rate limit; UTC, from the simulator's TimeProvider.</param>
 /// <param name="Endpoint"><c>assign</c> or <c>lookup</c>.</param>
 /// <param name="FlowId">Flow id of an assign call, when the body named one.</param>
 /// <param name="OwnerEmail">Owner email of an assign call, when the body named one.</param>
@@ -17,6 +18,9 @@ namespace Gong.Simulator;
 /// <param name="Assigned">Prospects assigned (assign) or open instances returned (lookup).</param>
 /// <param name="NotAssigned">Prospects in <c>prospectsNotAssigned</c>.</param>
 /// <param name="Error">Error message sent, for non-200 answers.</param>
+/// <param name="SelfCausedRateLimited">For a 429 of the rate limit: true when this client's own accepted calls alone
+/// already filled the one-second window (its pacing caused it), false when another client's calls
+/// (<see cref="FaultOptions.ForeignCallsPerSecond"/>) or the daily budget did, or the 429 was scripted; null otherwise.</param>
 public sealed record CallRecord(
     long Sequence,
     DateTimeOffset Time,
@@ -33,7 +37,8 @@ public sealed record CallRecord(
     double DurationMs,
     int Assigned,
     int NotAssigned,
-    string? Error);
+    string? Error,
+    bool? SelfCausedRateLimited = null);
 
 /// <summary>Aggregates over the call log and the assignment book (returned by <c>GET /_sim/stats</c>).</summary>
 /// <param name="TotalCalls">Calls to the Gong endpoints.</param>
@@ -50,6 +55,11 @@ public sealed record CallRecord(
 /// <param name="DuplicateOfApiAssignmentAttempts">Those of them whose instance was created by an earlier assign call (not a seed): a client that assigned twice.</param>
 /// <param name="CallsWithDuplicateIds">Assign calls whose body held the same id more than once.</param>
 /// <param name="LargestAssignBatch">Most ids in one assign call.</param>
+/// <param name="SelfCausedRateLimited">429s of the per-second limit that this client's own calls caused (its own
+/// accepted calls alone filled the window): a pacing defect. The rest of <paramref name="RateLimitedCalls"/> came from
+/// another client's share, the daily budget or a scripted fault.</param>
+/// <param name="ForeignCalls">Calls another client made (<see cref="FaultOptions.ForeignCallsPerSecond"/>), accepted or not.</param>
+/// <param name="ForeignRateLimited">Of those, calls refused because the window was full.</param>
 public sealed record SimulatorStats(
     int TotalCalls,
     IReadOnlyDictionary<string, int> CallsByStatus,
@@ -64,4 +74,7 @@ public sealed record SimulatorStats(
     int DuplicateAssignAttempts,
     int DuplicateOfApiAssignmentAttempts,
     int CallsWithDuplicateIds,
-    int LargestAssignBatch);
+    int LargestAssignBatch,
+    int SelfCausedRateLimited = 0,
+    int ForeignCalls = 0,
+    int ForeignRateLimited = 0);

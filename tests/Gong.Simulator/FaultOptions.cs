@@ -40,6 +40,26 @@ public sealed class FaultOptions
     /// <summary>Delay of a timeout-after-commit answer, in milliseconds; beyond the client's timeout (default 150,000).</summary>
     public int TimeoutAfterCommitDelayMs { get; set; } = 150_000;
 
+    /// <summary>
+    /// Network jitter: every request to a Gong endpoint (and any other request except <c>/_sim</c> and <c>/health</c>)
+    /// reaches the simulator after an extra delay drawn uniformly from 0 to this many milliseconds, before it is
+    /// counted against the rate limit. 0 = off.
+    /// </summary>
+    public int ArrivalJitterMs { get; set; }
+
+    /// <summary>
+    /// Handshake cost: the first request on each new TCP connection (except <c>/_sim</c> and <c>/health</c>) reaches
+    /// the simulator this many milliseconds later, as a TLS handshake to a tenant host would delay it. 0 = off.
+    /// </summary>
+    public int NewConnectionDelayMs { get; set; }
+
+    /// <summary>
+    /// Another client of the same company ("another integration") spending the quota: this many calls per second,
+    /// evenly spaced, counted in the same one-second window and daily budget (a foreign call that finds the window
+    /// full is refused and not retried). Shown in <c>/_sim/stats</c>, not in the call log. 0 = off.
+    /// </summary>
+    public double ForeignCallsPerSecond { get; set; }
+
     /// <summary>Largest accepted assign batch; more ids answer 400 (Gong's page says 200, its newer spec 100).</summary>
     public int BatchLimit { get; set; } = 200;
 

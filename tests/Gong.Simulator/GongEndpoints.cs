@@ -14,6 +14,31 @@ namespace Gong.Simulator;
 /// </summary>
 internal static class GongEndpoints
 {
+    private const string SeenConnectionKey = "gong-simulator.connection-seen";
+
+    /// <summary>
+    /// The network between client and Gong: holds each request (except <c>/_sim</c> and <c>/health</c>) for
+    /// <see cref="FaultOptions.ArrivalJitterMs"/> jitter plus, on the first such request of a TCP connection,
+    /// <see cref="FaultOptions.NewConnectionDelayMs"/>, so it arrives (and is counted) that much later.
+    /// </summary>
+    public static IApplicationBuilder UseSimulatedNetwork(this IApplicationBuilder app) => app.Use(async (http, next) =>
+    {
+        var path = http.Request.Path;
+        if (!path.StartsWithSegments("/_sim") && !path.StartsWithSegments("/health"))
+        {
+            var state = http.RequestServices.GetRequiredService<SimulatorState>();
+            var items = http.Features.Get<IConnectionItemsFeature>()?.Items;
+            var newConnection = items is not null && items.TryAdd(SeenConnectionKey, true);
+            var delay = state.PickArrivalDelay(newConnection);
+            if (delay > TimeSpan.Zero)
+            {
+                await state.DelayAsync(delay, http.RequestAborted).ConfigureAwait(false);
+            }
+        }
+
+        await next(http).ConfigureAwait(false);
+    });
+
     public static IEndpointRouteBuilder MapGongEndpoints(this IEndpointRouteBuilder app)
     {
         app.MapPost(SimulatorEndpoints.AssignPath, (HttpContext http, SimulatorState state) => HandleAsync(http, state, SimulatorEndpoints.Assign));
@@ -38,11 +63,11 @@ internal static class GongEndpoints
         var call = new CallRecord(0, arrived, endpoint, body?.FlowId, body?.FlowInstanceOwnerEmail, ids.Count, ids, 0, null, null, false, requestId, 0, 0, 0, null);
         var faults = state.CurrentFaults();
 
-        Task Fail(int status, string message, string? fault = null, bool committed = false, string? retryAfter = null)
+        Task Fail(int status, string message, string? fault = null, bool committed = false, string? retryAfter = null, bool? selfCaused = null)
         {
             state.Record(call with
             {
-                Status = status, Error = message, Fault = fault, Committed = committed, RetryAfter = retryAfter,
+                Status = status, Error = message, Fault = fault, Committed = committed, RetryAfter = retryAfter, SelfCausedRateLimited = selfCaused,
                 DurationMs = time.GetElapsedTime(started).TotalMilliseconds,
             });
             http.Response.StatusCode = status;
@@ -75,7 +100,7 @@ internal static class GongEndpoints
             case FaultKind.RateLimited:
                 var mode = scripted.RetryAfterMode ?? state.CurrentRetryAfterMode();
                 await Fail(429, "API request limit exceeded", nameof(FaultKind.RateLimited),
-                    retryAfter: scripted.RetryAfterHeader ?? RetryAfterValue(scripted.RetryAfterSeconds ?? 1, mode, arrived)).ConfigureAwait(false);
+                    retryAfter: scripted.RetryAfterHeader ?? RetryAfterValue(scripted.RetryAfterSeconds ?? 1, mode, arrived), selfCaused: false).ConfigureAwait(false);
                 return;
         }
 
@@ -85,7 +110,7 @@ internal static class GongEndpoints
             call = call with { Time = decision.At };
             if (!decision.Accepted)
             {
-                await Fail(429, decision.Message!, retryAfter: RetryAfterValue(decision.RetryAfterSeconds, decision.Mode, decision.At)).ConfigureAwait(false);
+                await Fail(429, decision.Message!, retryAfter: RetryAfterValue(decision.RetryAfterSeconds, decision.Mode, decision.At), selfCaused: decision.SelfCaused).ConfigureAwait(false);
                 return;
             }
         }

@@ -24,6 +24,9 @@ public static class GongSimulatorApp
         ["--error-after-commit-rate"] = "Simulator:Faults:ErrorAfterCommitRate",
         ["--reset-after-commit-rate"] = "Simulator:Faults:ResetAfterCommitRate",
         ["--timeout-after-commit-rate"] = "Simulator:Faults:TimeoutAfterCommitRate",
+        ["--arrival-jitter-ms"] = "Simulator:Faults:ArrivalJitterMs",
+        ["--new-connection-delay-ms"] = "Simulator:Faults:NewConnectionDelayMs",
+        ["--foreign-calls-per-second"] = "Simulator:Faults:ForeignCallsPerSecond",
     };
 
     /// <summary>
@@ -91,8 +94,10 @@ public static class GongSimulatorApp
     private static WebApplication Build(WebApplicationBuilder builder, SimulatorOptions options, TimeProvider timeProvider)
     {
         builder.Services.AddSingleton(new SimulatorState(options, timeProvider));
+        builder.Services.AddHostedService<ForeignTraffic>();
         builder.Services.ConfigureHttpJsonOptions(json => SimulatorJson.Configure(json.SerializerOptions));
         var app = builder.Build();
+        app.UseSimulatedNetwork();
         app.MapGongEndpoints();
         app.MapAdminEndpoints();
         return app;

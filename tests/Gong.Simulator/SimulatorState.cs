@@ -17,6 +17,7 @@ public sealed class SimulatorState
     private readonly HashSet<string> _transientSeen = new(StringComparer.Ordinal);
     private readonly List<CallRecord> _calls = [];
     private readonly Queue<DateTimeOffset> _acceptedInLastSecond = new();
+    private readonly Queue<DateTimeOffset> _ownAcceptedInLastSecond = new();
     private readonly Queue<ScriptedFault> _script = new();
     private Random _random;
     private FaultOptions _faults;
@@ -33,6 +34,9 @@ public sealed class SimulatorState
     private int _callsWithDuplicateIds;
     private int _largestBatch;
     private int _waitingCalls;
+    private int _foreignCalls;
+    private int _foreignRateLimited;
+    private CancellationTokenSource _faultsChanged = new();
 
     /// <summary>Creates the state from <paramref name="options"/>, seeding its assignments.</summary>
     public SimulatorState(SimulatorOptions options, TimeProvider timeProvider)
@@ -95,6 +99,7 @@ public sealed class SimulatorState
             copy.ServerErrorStatuses = [.. DefaultServerErrorStatuses];
         }
 
+        CancellationTokenSource changed;
         lock (_lock)
         {
             _faults = copy;
@@ -105,7 +110,13 @@ public sealed class SimulatorState
             }
 
             copy.Script = [];
+            changed = _faultsChanged;
+            _faultsChanged = new CancellationTokenSource();
         }
+
+        // Wakes the foreign-traffic loop so a new ForeignCallsPerSecond applies at once.
+        changed.Cancel();
+        changed.Dispose();
     }
 
     /// <summary>Replaces the rate limit; the windows already counted stay.</summary>
@@ -128,6 +139,9 @@ public sealed class SimulatorState
             _transientSeen.Clear();
             _calls.Clear();
             _acceptedInLastSecond.Clear();
+            _ownAcceptedInLastSecond.Clear();
+            _foreignCalls = 0;
+            _foreignRateLimited = 0;
             _random = new Random(Options.Seed);
             _rateLimit = Clone(Options.RateLimit);
             _day = default;
@@ -219,7 +233,10 @@ public sealed class SimulatorState
                 _duplicateAssignAttempts,
                 _duplicateOfApi,
                 _callsWithDuplicateIds,
-                _largestBatch);
+                _largestBatch,
+                _calls.Count(c => c.SelfCausedRateLimited == true),
+                _foreignCalls,
+                _foreignRateLimited);
         }
     }
 
@@ -285,23 +302,63 @@ public sealed class SimulatorState
 
     /// <summary>
     /// Counts the call against the per-second and daily limits at the current instant (read under the lock, so the
-    /// window only ever sees increasing times), or says how long to wait (whole seconds, at least 1).
+    /// window only ever sees increasing times), or says how long to wait (whole seconds, at least 1). A refusal of
+    /// the per-second limit is self-caused when this client's own accepted calls alone already fill the window.
     /// </summary>
-    internal RateDecision TryAcquireRateSlot()
+    internal RateDecision TryAcquireRateSlot() => TryAcquire(foreign: false);
+
+    /// <summary>The faults in force and a token cancelled when they are replaced (wakes the foreign-traffic loop).</summary>
+    internal (FaultOptions Faults, CancellationToken Changed) FaultsWithChangeToken()
+    {
+        lock (_lock)
+        {
+            return (_faults, _faultsChanged.Token);
+        }
+    }
+
+    /// <summary>One call of another client of the same company: counted like ours when the window has room.</summary>
+    internal void SpendForeignCall()
+    {
+        var decision = TryAcquire(foreign: true);
+        lock (_lock)
+        {
+            _foreignCalls++;
+            if (!decision.Accepted)
+            {
+                _foreignRateLimited++;
+            }
+        }
+    }
+
+    /// <summary>Extra delay before a request reaches the endpoints: jitter in [0, ArrivalJitterMs] plus, on a new
+    /// connection, NewConnectionDelayMs.</summary>
+    internal TimeSpan PickArrivalDelay(bool newConnection)
+    {
+        lock (_lock)
+        {
+            var ms = _faults.ArrivalJitterMs > 0 ? _random.NextDouble() * _faults.ArrivalJitterMs : 0;
+            if (newConnection)
+            {
+                ms += Math.Max(0, _faults.NewConnectionDelayMs);
+            }
+
+            return TimeSpan.FromMilliseconds(ms);
+        }
+    }
+
+    private RateDecision TryAcquire(bool foreign)
     {
         lock (_lock)
         {
             var now = Time.GetUtcNow();
             var limit = _rateLimit;
-            while (_acceptedInLastSecond.Count > 0 && now - _acceptedInLastSecond.Peek() >= TimeSpan.FromSeconds(1))
-            {
-                _acceptedInLastSecond.Dequeue();
-            }
-
+            Expire(_acceptedInLastSecond, now);
+            Expire(_ownAcceptedInLastSecond, now);
             if (limit.RequestsPerSecond > 0 && _acceptedInLastSecond.Count >= limit.RequestsPerSecond)
             {
                 var wait = _acceptedInLastSecond.Peek().AddSeconds(1) - now;
-                return new RateDecision(now, false, WholeSeconds(wait), limit.RetryAfterMode, "API request limit exceeded: too many requests per second");
+                var selfCaused = !foreign && _ownAcceptedInLastSecond.Count >= limit.RequestsPerSecond;
+                return new RateDecision(now, false, WholeSeconds(wait), limit.RetryAfterMode, "API request limit exceeded: too many requests per second", selfCaused);
             }
 
             var day = now.UtcDateTime.Date;
@@ -314,12 +371,25 @@ public sealed class SimulatorState
             if (limit.DailyCallLimit > 0 && _dailyCalls >= limit.DailyCallLimit)
             {
                 var wait = new DateTimeOffset(day.AddDays(1), TimeSpan.Zero) - now;
-                return new RateDecision(now, false, WholeSeconds(wait), limit.RetryAfterMode, "API request limit exceeded: daily quota spent");
+                return new RateDecision(now, false, WholeSeconds(wait), limit.RetryAfterMode, "API request limit exceeded: daily quota spent", false);
             }
 
             _acceptedInLastSecond.Enqueue(now);
+            if (!foreign)
+            {
+                _ownAcceptedInLastSecond.Enqueue(now);
+            }
+
             _dailyCalls++;
-            return new RateDecision(now, true, 0, limit.RetryAfterMode, null);
+            return new RateDecision(now, true, 0, limit.RetryAfterMode, null, false);
+        }
+    }
+
+    private static void Expire(Queue<DateTimeOffset> window, DateTimeOffset now)
+    {
+        while (window.Count > 0 && now - window.Peek() >= TimeSpan.FromSeconds(1))
+        {
+            window.Dequeue();
         }
     }
 
@@ -597,4 +667,4 @@ public sealed class SimulatorState
 }
 
 /// <summary>Outcome of a rate-limit check.</summary>
-internal readonly record struct RateDecision(DateTimeOffset At, bool Accepted, int RetryAfterSeconds, RetryAfterMode Mode, string? Message);
+internal readonly record struct RateDecision(DateTimeOffset At, bool Accepted, int RetryAfterSeconds, RetryAfterMode Mode, string? Message, bool SelfCaused);

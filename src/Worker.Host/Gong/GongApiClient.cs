@@ -12,8 +12,13 @@ namespace Worker.Host.Gong;
 /// (the pipeline may repeat only an attempt that never reached Gong) and never throws for HTTP or network failures:
 /// everything becomes a <see cref="GongHttpResult"/>.
 /// </summary>
-internal sealed class GongApiClient(HttpClient http, TimeProvider time)
+internal sealed class GongApiClient(HttpClient http, TimeProvider time, Microsoft.Extensions.Options.IOptions<GongOptions> options)
 {
+    /// <summary>A warm-up that takes longer than this is abandoned (the call then counts as on a cold connection).</summary>
+    private static readonly TimeSpan WarmUpTimeout = TimeSpan.FromSeconds(10);
+
+    private static int firstWarmUp;
+
     /// <summary>Assign endpoint path, relative to the base URL.</summary>
     public const string AssignPath = "v2/flows/prospects/assign";
 
@@ -27,22 +32,68 @@ internal sealed class GongApiClient(HttpClient http, TimeProvider time)
     /// <param name="flowId">Gong flow id.</param>
     /// <param name="ownerEmail">Flow instance owner email.</param>
     /// <param name="crmProspectIds">Unique ids (at most MaxBatchSize, checked by the caller).</param>
+    /// <param name="lane">The connection to use (the one its warm-up just used); null = a shared pool.</param>
     /// <param name="startNoLaterThan">Latest start the caller's rate-gate slot allows; later, nothing is sent
     /// (<see cref="GongCallKind.LateForSlot"/>).</param>
     /// <param name="cancellationToken">Shutdown.</param>
     /// <exception cref="ArgumentException">Duplicate or empty ids (a programming error upstream).</exception>
-    public Task<GongHttpResult> AssignAsync(string flowId, string ownerEmail, IReadOnlyList<string> crmProspectIds, DateTimeOffset? startNoLaterThan, CancellationToken cancellationToken)
+    public Task<GongHttpResult> AssignAsync(string flowId, string ownerEmail, IReadOnlyList<string> crmProspectIds, GongLane? lane, DateTimeOffset? startNoLaterThan, CancellationToken cancellationToken)
     {
         EnsureUnique(crmProspectIds);
-        return PostAsync(AssignPath, JsonSerializer.Serialize(new GongAssignRequest(crmProspectIds, flowId, ownerEmail), GongJson.Options), startNoLaterThan, cancellationToken);
+        return PostAsync(AssignPath, JsonSerializer.Serialize(new GongAssignRequest(crmProspectIds, flowId, ownerEmail), GongJson.Options), lane, startNoLaterThan, cancellationToken);
     }
 
     /// <summary><c>POST /v2/flows/prospects</c>: the prospects' open flow instances.</summary>
     /// <exception cref="ArgumentException">Duplicate or empty ids.</exception>
-    public Task<GongHttpResult> LookupAsync(IReadOnlyList<string> crmProspectIds, DateTimeOffset? startNoLaterThan, CancellationToken cancellationToken)
+    public Task<GongHttpResult> LookupAsync(IReadOnlyList<string> crmProspectIds, GongLane? lane, DateTimeOffset? startNoLaterThan, CancellationToken cancellationToken)
     {
         EnsureUnique(crmProspectIds);
-        return PostAsync(LookupPath, JsonSerializer.Serialize(new GongLookupRequest(crmProspectIds), GongJson.Options), startNoLaterThan, cancellationToken);
+        return PostAsync(LookupPath, JsonSerializer.Serialize(new GongLookupRequest(crmProspectIds), GongJson.Options), lane, startNoLaterThan, cancellationToken);
+    }
+
+    /// <summary>
+    /// <c>HEAD</c> of <c>WarmUpPath</c> (default the base URL; the process's first warm-up is a <c>POST</c> of <c>{}</c>
+    /// there) on <paramref name="lane"/>, without credentials: not an API call of the company, so Gong does not count it. It opens (or keeps) the lane's connection and runs the whole
+    /// HTTP pipeline once, so the call that follows starts on a warm connection and arrives when its slot says. Any
+    /// HTTP answer (404 included) is fine. Never throws for HTTP or network failures.
+    /// </summary>
+    /// <returns>Whether an answer came back, the round trip, and whether a new connection was opened for it.</returns>
+    /// <exception cref="OperationCanceledException">When <paramref name="cancellationToken"/> is cancelled.</exception>
+    public async Task<WarmUpResult> WarmUpAsync(GongLane lane, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(lane);
+        // The process's first warm-up also runs what a call runs after its slot and a HEAD does not: the serializer's
+        // metadata for both bodies and the request-content path (a POST with a small JSON body, still without
+        // credentials, to the same non-API path). Cold, that code can take tens of ms to compile.
+        var first = Interlocked.Exchange(ref firstWarmUp, 1) == 0;
+        if (first)
+        {
+            _ = JsonSerializer.Serialize(new GongAssignRequest(["warm-up"], "0", "warm-up@example.com"), GongJson.Options);
+            _ = JsonSerializer.Serialize(new GongLookupRequest(["warm-up"]), GongJson.Options);
+        }
+
+        var connects = lane.Connects;
+        var started = time.GetTimestamp();
+        using var timeout = new CancellationTokenSource(WarmUpTimeout, time);
+        using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, timeout.Token);
+        try
+        {
+            using var request = new HttpRequestMessage(first ? HttpMethod.Post : HttpMethod.Head, new Uri(options.Value.WarmUpPath.TrimStart('/'), UriKind.Relative));
+            if (first)
+            {
+                request.Content = new StringContent("{}", Encoding.UTF8, "application/json");
+            }
+
+            request.Options.Set(GongConnectionLanes.LaneKey, lane);
+            request.Options.Set(GongConnectionLanes.WarmUpKey, true);
+            using var response = await http.SendAsync(request, HttpCompletionOption.ResponseContentRead, linked.Token).ConfigureAwait(false);
+            return new WarmUpResult(true, time.GetElapsedTime(started), lane.Connects != connects);
+        }
+        catch (Exception ex) when (ex is HttpRequestException or TimeoutRejectedException or BrokenCircuitException or IOException or SocketException
+            || (ex is OperationCanceledException && !cancellationToken.IsCancellationRequested))
+        {
+            return new WarmUpResult(false, time.GetElapsedTime(started), lane.Connects != connects);
+        }
     }
 
     private static void EnsureUnique(IReadOnlyList<string> ids)
@@ -53,7 +104,7 @@ internal sealed class GongApiClient(HttpClient http, TimeProvider time)
         }
     }
 
-    private async Task<GongHttpResult> PostAsync(string path, string json, DateTimeOffset? startNoLaterThan, CancellationToken cancellationToken)
+    private async Task<GongHttpResult> PostAsync(string path, string json, GongLane? lane, DateTimeOffset? startNoLaterThan, CancellationToken cancellationToken)
     {
         var startedAt = time.GetUtcNow();
         var started = time.GetTimestamp();
@@ -68,6 +119,11 @@ internal sealed class GongApiClient(HttpClient http, TimeProvider time)
             {
                 Content = new StringContent(json, Encoding.UTF8, "application/json"),
             };
+            if (lane is not null)
+            {
+                request.Options.Set(GongConnectionLanes.LaneKey, lane);
+            }
+
             using var response = await http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, cancellationToken).ConfigureAwait(false);
             var status = (int)response.StatusCode;
             string body;
@@ -121,6 +177,12 @@ internal sealed class GongApiClient(HttpClient http, TimeProvider time)
         _ => $"{ex.GetType().Name}: {ex.Message}",
     };
 }
+
+/// <summary>The result of a warm-up request.</summary>
+/// <param name="Answered">Whether any HTTP answer came back.</param>
+/// <param name="RoundTrip">Wall time of the request.</param>
+/// <param name="NewConnection">Whether the lane opened a new connection for it.</param>
+internal sealed record WarmUpResult(bool Answered, TimeSpan RoundTrip, bool NewConnection);
 
 /// <summary>The result of one HTTP call to Gong.</summary>
 /// <param name="Kind">Classification.</param>

@@ -33,6 +33,9 @@ namespace Worker.Host.Gong;
 internal sealed partial class GongBatchSender(
     GongApiClient client,
     PostgresRateGate gate,
+    GongConnectionLanes lanes,
+    RateGatePacing pacing,
+    GongBatchLimit batchLimit,
     GongDispatchState state,
     IOptions<GongOptions> options,
     WorkerMetrics metrics,
@@ -52,6 +55,9 @@ internal sealed partial class GongBatchSender(
         {
             send.Results[id] = Exhausted(id, "no call of it reached a trusted answer");
         }
+        var maxBatch = await EffectiveBatchSizeAsync(cancellationToken).ConfigureAwait(false);
+        using var lane = lanes.Acquire();
+        send.Lane = lane.Lane;
 
         var toSend = new List<string>(ids.Count);
         if (send.MustReconcile.Count > 0)
@@ -71,7 +77,7 @@ internal sealed partial class GongBatchSender(
         }
 
         toSend.AddRange(ids.Where(id => !send.Uncertain.Contains(id) && !exhausted.Contains(id)));
-        foreach (var chunk in toSend.Chunk(options.Value.MaxBatchSize))
+        foreach (var chunk in toSend.Chunk(maxBatch))
         {
             send.Work.AddLast(new Work(chunk));
         }
@@ -125,11 +131,19 @@ internal sealed partial class GongBatchSender(
     private async Task AssignAsync(Send send, Work work, CancellationToken cancellationToken)
     {
         var batch = send.Batch;
-        var result = await CallInSlotAsync(send, deadline => client.AssignAsync(batch.FlowId, batch.OwnerEmail, work.Ids, deadline, cancellationToken), cancellationToken).ConfigureAwait(false);
+        using var unproven = await EnterBatchSizeAsync(send, work, cancellationToken).ConfigureAwait(false);
+        if (ReferenceEquals(unproven, BatchSizeCheck.Rechunked))
+        {
+            return;
+        }
+
+        var result = await CallInSlotAsync(send, (lane, deadline) => client.AssignAsync(batch.FlowId, batch.OwnerEmail, work.Ids, lane, deadline, cancellationToken), cancellationToken).ConfigureAwait(false);
         if (result is null)
         {
             return;
         }
+
+        await LearnBatchSizeAsync(send, work, result).ConfigureAwait(false);
 
         var call = Record(send, "assign", work.Ids.Count, result);
         metrics.BatchFill(work.Ids.Count);
@@ -152,11 +166,17 @@ internal sealed partial class GongBatchSender(
             case GongCallKind.NotFound:
                 FailRemaining(send, work.Ids, "FlowNotFound", result);
                 break;
+            case GongCallKind.BadRequest when work.Ids.Count > 1 && GongBatchLimit.ParseLimit(result.Error) is { } limit && limit < work.Ids.Count:
+                // Gong named its size limit (learned above): the same ids in calls of that size.
+                Rechunk(send, work, limit);
+                break;
             case GongCallKind.BadRequest when work.Ids.Count > 1:
-                // A lowered size limit or one bad id: halves isolate either without failing the rest.
+                // A lowered size limit or one bad id: halves isolate either without failing the rest; both halves
+                // answered prove a size limit (see LearnBatchSizeAsync).
                 var half = (work.Ids.Count + 1) / 2;
-                send.Work.AddFirst(new Work(work.Ids.Skip(half).ToArray()));
-                send.Work.AddFirst(new Work(work.Ids.Take(half).ToArray()));
+                var bisection = new Bisection(work.Ids.Count, result.Error);
+                send.Work.AddFirst(new Work(work.Ids.Skip(half).ToArray(), bisection));
+                send.Work.AddFirst(new Work(work.Ids.Take(half).ToArray(), bisection));
                 LogSplit(batch.BatchId, work.Ids.Count, result.Error);
                 break;
             case GongCallKind.BadRequest:
@@ -231,7 +251,7 @@ internal sealed partial class GongBatchSender(
         var absent = new List<string>();
         foreach (var chunk in ids.Chunk(options.Value.MaxBatchSize))
         {
-            var result = await CallInSlotAsync(send, deadline => client.LookupAsync(chunk, deadline, cancellationToken), cancellationToken).ConfigureAwait(false);
+            var result = await CallInSlotAsync(send, (lane, deadline) => client.LookupAsync(chunk, lane, deadline, cancellationToken), cancellationToken).ConfigureAwait(false);
             if (result is null)
             {
                 return absent;
@@ -297,17 +317,23 @@ internal sealed partial class GongBatchSender(
     /// <summary>Takes a rate-gate slot and makes the call in it; a caller that reaches the send too late for its slot
     /// (a busy machine) sends nothing, gives the slot back and queues again.</summary>
     /// <returns>The call's result, or null when the send halted (gate blocked or unavailable, shutdown).</returns>
-    private async Task<GongHttpResult?> CallInSlotAsync(Send send, Func<DateTimeOffset?, Task<GongHttpResult>> call, CancellationToken cancellationToken)
+    private async Task<GongHttpResult?> CallInSlotAsync(Send send, Func<GongLane, DateTimeOffset?, Task<GongHttpResult>> call, CancellationToken cancellationToken)
     {
         while (true)
         {
-            var slot = await TakeSlotAsync(send, cancellationToken).ConfigureAwait(false);
+            var margin = await WarmUpAsync(send, cancellationToken).ConfigureAwait(false);
+            if (margin is null)
+            {
+                return null;
+            }
+
+            var slot = await TakeSlotAsync(send, margin.Value, cancellationToken).ConfigureAwait(false);
             if (slot is null)
             {
                 return null;
             }
 
-            var result = await call(slot.StartNoLaterThan).ConfigureAwait(false);
+            var result = await call(send.Lane!, slot.StartNoLaterThan).ConfigureAwait(false);
             if (result.Kind != GongCallKind.LateForSlot)
             {
                 return result;
@@ -325,12 +351,12 @@ internal sealed partial class GongBatchSender(
         }
     }
 
-    private async Task<GateSlot?> TakeSlotAsync(Send send, CancellationToken cancellationToken)
+    private async Task<GateSlot?> TakeSlotAsync(Send send, TimeSpan margin, CancellationToken cancellationToken)
     {
         GateSlot slot;
         try
         {
-            slot = await gate.WaitForSlotAsync(cancellationToken).ConfigureAwait(false);
+            slot = await gate.WaitForSlotAsync(margin, cancellationToken).ConfigureAwait(false);
         }
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
         {
@@ -544,7 +570,7 @@ internal sealed partial class GongBatchSender(
     [LoggerMessage(Level = LogLevel.Error, Message = "Rate gate unavailable for batch {BatchId}; the batch goes back to Pending")]
     private partial void LogGateUnavailable(Exception exception, Guid batchId);
 
-    private sealed record Work(IReadOnlyList<string> Ids);
+    private sealed record Work(IReadOnlyList<string> Ids, Bisection? SplitFrom = null);
 
     private sealed record HaltReason(string Code, string Message, DateTimeOffset? NotBefore);
 
@@ -567,5 +593,7 @@ internal sealed partial class GongBatchSender(
         public List<GongCall> Calls { get; } = [];
 
         public HaltReason? Halt { get; set; }
+
+        public GongLane? Lane { get; set; }
     }
 }

@@ -51,6 +51,9 @@ public static class GongExtensions
         services.AddSingleton<RateGateBlockReader>(sp => new RateGateBlockReader(
             sp.GetRequiredService<Npgsql.NpgsqlDataSource>(), sp.GetRequiredService<IOptions<GongOptions>>(), sp.GetRequiredService<TimeProvider>()));
         services.AddSingleton<CredentialsPauseStore>();
+        services.AddSingleton<RateGatePacing>();
+        services.AddSingleton<GongConnectionLanes>();
+        services.AddSingleton<GongBatchLimit>();
         services.AddSingleton<GongDispatchState>();
         services.AddSingleton<IGongDispatchState>(sp => sp.GetRequiredService<GongDispatchState>());
         services.AddTransient<IGongBatchSender, GongBatchSender>();
@@ -65,12 +68,11 @@ public static class GongExtensions
                 // Polly bounds every attempt; HttpClient's own timeout would cut a slow but legitimate call short.
                 client.Timeout = Timeout.InfiniteTimeSpan;
             })
-            .ConfigurePrimaryHttpMessageHandler(() => new SocketsHttpHandler
-            {
-                // The sender may live long in a hosted service: rotate connections so DNS changes are picked up.
-                PooledConnectionLifetime = TimeSpan.FromMinutes(5),
-                ConnectTimeout = TimeSpan.FromSeconds(15),
-            })
+            // One long-lived connection per concurrent send, warmed before each call and rotated only at a warm-up
+            // (ConnectionLifetime), so no call pays a handshake after its slot. The factory must not rotate the handler
+            // either: a new handler would mean new, cold connections.
+            .ConfigurePrimaryHttpMessageHandler(sp => new GongLaneRoutingHandler(sp.GetRequiredService<GongConnectionLanes>()))
+            .SetHandlerLifetime(Timeout.InfiniteTimeSpan)
             .RedactLoggedHeaders(["Authorization"])
             .AddResilienceHandler(PipelineName, (pipeline, context) =>
             {
@@ -79,7 +81,7 @@ public static class GongExtensions
                 {
                     pipeline.AddRetry(new RetryStrategyOptions<HttpResponseMessage>
                     {
-                        ShouldHandle = args => ValueTask.FromResult(args.Outcome.Exception is { } ex && GongCallClassifier.IsNotSent(ex) && ex is not BrokenCircuitException),
+                        ShouldHandle = args => ValueTask.FromResult(!IsWarmUp(args.Context) && args.Outcome.Exception is { } ex && GongCallClassifier.IsNotSent(ex) && ex is not BrokenCircuitException),
                         MaxRetryAttempts = o.ConnectRetryCount,
                         Delay = o.ConnectRetryDelay,
                         BackoffType = DelayBackoffType.Exponential,
@@ -89,7 +91,7 @@ public static class GongExtensions
 
                 pipeline.AddCircuitBreaker(new CircuitBreakerStrategyOptions<HttpResponseMessage>
                 {
-                    ShouldHandle = args => ValueTask.FromResult(GongCallClassifier.IsServiceFailure(args.Outcome.Result, args.Outcome.Exception)),
+                    ShouldHandle = args => ValueTask.FromResult(!IsWarmUp(args.Context) && GongCallClassifier.IsServiceFailure(args.Outcome.Result, args.Outcome.Exception)),
                     FailureRatio = o.CircuitBreakerFailureRatio,
                     MinimumThroughput = o.CircuitBreakerMinimumThroughput,
                     SamplingDuration = o.CircuitBreakerSamplingDuration,
@@ -99,6 +101,10 @@ public static class GongExtensions
             });
         return builder;
     }
+
+    /// <summary>A warm-up request (<see cref="GongApiClient.WarmUpAsync"/>) is neither retried nor counted by the breaker.</summary>
+    private static bool IsWarmUp(ResilienceContext context) =>
+        context.GetRequestMessage()?.Options.TryGetValue(GongConnectionLanes.WarmUpKey, out var warmUp) == true && warmUp;
 
     private static AuthenticationHeaderValue Authorization(GongOptions o) =>
         string.IsNullOrWhiteSpace(o.BearerToken)

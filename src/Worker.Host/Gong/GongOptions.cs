@@ -39,10 +39,55 @@ public sealed class GongOptions
     [Range(1, 100_000_000, ErrorMessage = "Gong:DailyCallLimit (Gong__DailyCallLimit) must be 1–100000000.")]
     public int DailyCallLimit { get; set; } = 10_000;
 
-    /// <summary>Slack added to the one-second window between slots so that scheduling jitter of the callers
-    /// cannot bunch more than <see cref="RequestsPerSecond"/> real starts into one second (default 50 ms; 0–1 s).</summary>
+    /// <summary>Base slack of the one-second window (default 20 ms; 0–1 s): every call is recorded in the gate as
+    /// arriving up to this much plus the learned network jitter after its slot, and the next call that would complete a
+    /// window of <see cref="RequestsPerSecond"/> + 1 waits until one second after that. A caller that starts more than
+    /// half of it after its slot gives the slot up, so local scheduling delays stay inside it.</summary>
     [Range(typeof(TimeSpan), "00:00:00", "00:00:01", ErrorMessage = "Gong:RateWindowMargin (Gong__RateWindowMargin) must be 00:00:00–00:00:01.")]
-    public TimeSpan RateWindowMargin { get; set; } = TimeSpan.FromMilliseconds(50);
+    public TimeSpan RateWindowMargin { get; set; } = TimeSpan.FromMilliseconds(20);
+
+    /// <summary>Jitter allowance added to <see cref="RateWindowMargin"/> until this replica has measured enough warm
+    /// round trips to learn the network's jitter (default 100 ms; 0–1 s).</summary>
+    [Range(typeof(TimeSpan), "00:00:00", "00:00:01", ErrorMessage = "Gong:InitialJitterAllowance (Gong__InitialJitterAllowance) must be 00:00:00–00:00:01.")]
+    public TimeSpan InitialJitterAllowance { get; set; } = TimeSpan.FromMilliseconds(100);
+
+    /// <summary>Most jitter allowance the gate learns from round trips (default 500 ms; 0–5 s).</summary>
+    [Range(typeof(TimeSpan), "00:00:00", "00:00:05", ErrorMessage = "Gong:MaxJitterAllowance (Gong__MaxJitterAllowance) must be 00:00:00–00:00:05.")]
+    public TimeSpan MaxJitterAllowance { get; set; } = TimeSpan.FromMilliseconds(500);
+
+    /// <summary>Which clock the shared gate's slots are on: <see cref="RateGateClock.Database"/> (default: Postgres'
+    /// <c>clock_timestamp()</c>, the one clock of every replica) or <see cref="RateGateClock.Local"/> (this process's
+    /// TimeProvider; for tests on a fake clock, or one replica).</summary>
+    public RateGateClock RateGateClock { get; set; } = RateGateClock.Database;
+
+    /// <summary>Factor applied to the allowed rate after a 429 the gate did not expect (another client of the company
+    /// spends part of the quota); default 0.7 (0.1–1).</summary>
+    [Range(0.1, 1.0, ErrorMessage = "Gong:RateDecreaseFactor (Gong__RateDecreaseFactor) must be 0.1–1.")]
+    public double RateDecreaseFactor { get; set; } = 0.7;
+
+    /// <summary>Calls per second added back after each <see cref="RateIncreaseInterval"/> without a 429, up to
+    /// <see cref="RequestsPerSecond"/> (default 0.1; 0.01–100).</summary>
+    [Range(0.01, 100.0, ErrorMessage = "Gong:RateIncreaseStep (Gong__RateIncreaseStep) must be 0.01–100.")]
+    public double RateIncreaseStep { get; set; } = 0.1;
+
+    /// <summary>Clean period after which the allowed rate climbs by <see cref="RateIncreaseStep"/> (default 5 s; 100 ms–1 h).</summary>
+    [Range(typeof(TimeSpan), "00:00:00.100", "01:00:00", ErrorMessage = "Gong:RateIncreaseInterval (Gong__RateIncreaseInterval) must be 00:00:00.100–01:00:00.")]
+    public TimeSpan RateIncreaseInterval { get; set; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>Age after which a warm connection is replaced, at the next warm-up request rather than at a call, so DNS
+    /// changes are picked up without a cold call (default 5 min; 10 s–1 day).</summary>
+    [Range(typeof(TimeSpan), "00:00:10", "1.00:00:00", ErrorMessage = "Gong:ConnectionLifetime (Gong__ConnectionLifetime) must be 00:00:10–1.00:00:00.")]
+    public TimeSpan ConnectionLifetime { get; set; } = TimeSpan.FromMinutes(5);
+
+    /// <summary>Path, relative to <see cref="BaseUrl"/>, of the warm-up request sent before every call on the call's
+    /// connection: a <c>HEAD</c> without credentials, which Gong does not count as an API call (default empty: the base
+    /// URL itself). Its answer does not matter; its round trip teaches the gate the network's jitter.</summary>
+    [MaxLength(200, ErrorMessage = "Gong:WarmUpPath (Gong__WarmUpPath) must be at most 200 characters.")]
+    public string WarmUpPath { get; set; } = "";
+
+    /// <summary>Learned batch limits stored before this instant are ignored (set it after Gong raised the limit again);
+    /// a limit learned under another <see cref="MaxBatchSize"/> is ignored too. Null = keep what was learned.</summary>
+    public DateTimeOffset? ForgetBatchLimitLearnedBefore { get; set; }
 
     /// <summary>Longest wait for a rate-gate slot inside one send; a slot further away (e.g. a Retry-After of hours)
     /// returns the batch to Pending instead of holding it (default 30 s; 1 s–10 min).</summary>
@@ -125,4 +170,14 @@ public sealed class GongOptions
     /// <summary>The base URL as a <see cref="Uri"/> ending in <c>/</c>, so relative paths append to any path prefix.</summary>
     /// <exception cref="UriFormatException">When <see cref="BaseUrl"/> is not an absolute URL (validation reports it first).</exception>
     public Uri GetBaseUri() => new(BaseUrl.Trim().TrimEnd('/') + "/", UriKind.Absolute);
+}
+
+/// <summary>The clock of the shared rate gate's slots.</summary>
+public enum RateGateClock
+{
+    /// <summary>Postgres' <c>clock_timestamp()</c>: one clock for every replica, whatever their own clocks say.</summary>
+    Database,
+
+    /// <summary>This process's TimeProvider (tests on a fake clock; a single replica).</summary>
+    Local,
 }

@@ -29,6 +29,8 @@ public sealed record StatusReport(
     long ExpiredLeases,
     int DailyCallLimit)
 {
+    private const string RateReasonThrottled = "throttled";
+
     /// <summary>Groups shown in the table; the rest are summed in one line.</summary>
     public const int MaxGroupsShown = 25;
 
@@ -56,7 +58,10 @@ public sealed record StatusReport(
         FROM gong_calls
         WHERE started_at >= @since;
 
-        SELECT blocked_until, blocked_reason, day, day_call_count FROM rate_gate WHERE id = 1;
+        SELECT blocked_until, blocked_reason, day, day_call_count,
+               allowed_rate, rate_reason, rate_changed_at, margin_seconds,
+               learned_batch_limit, batch_limit_learned_at, batch_limit_reason, batch_limit_max_batch_size
+        FROM rate_gate WHERE id = 1;
 
         SELECT count(*), min(created_at) FROM outbox_messages WHERE published_at IS NULL AND failed_at IS NULL;
 
@@ -113,7 +118,16 @@ public sealed record StatusReport(
                 reader.IsDBNull(0) ? null : reader.GetFieldValue<DateTimeOffset>(0),
                 reader.IsDBNull(1) ? null : reader.GetString(1),
                 reader.GetFieldValue<DateOnly>(2),
-                reader.GetInt32(3));
+                reader.GetInt32(3),
+                new RateGateController(
+                    reader.IsDBNull(4) ? null : reader.GetDouble(4),
+                    reader.IsDBNull(5) ? null : reader.GetString(5),
+                    reader.IsDBNull(6) ? null : reader.GetFieldValue<DateTimeOffset>(6),
+                    reader.IsDBNull(7) ? null : reader.GetDouble(7),
+                    reader.IsDBNull(8) ? null : reader.GetInt32(8),
+                    reader.IsDBNull(9) ? null : reader.GetFieldValue<DateTimeOffset>(9),
+                    reader.IsDBNull(10) ? null : reader.GetString(10),
+                    reader.IsDBNull(11) ? null : reader.GetInt32(11)));
         }
 
         await reader.NextResultAsync(cancellationToken).ConfigureAwait(false);
@@ -186,6 +200,22 @@ public sealed record StatusReport(
             var callsToday = gate.Day == today ? gate.DayCallCount : 0;
             AddRow(gong, "rate gate", GateText(gate, callsToday));
             AddRow(gong, "calls today (UTC day)", $"{Count(callsToday)} of {Count(DailyCallLimit)}");
+            if (gate.Controller is { } c)
+            {
+                AddRow(gong, "allowed rate", c.AllowedRate is { } rate
+                    ? $"{rate.ToString("F2", CultureInfo.InvariantCulture)} calls/s ({c.RateReason ?? RateReasonThrottled}{(c.RateChangedAt is { } changed ? " since " + Format(changed) : string.Empty)})"
+                    : "Gong:RequestsPerSecond (configured)");
+                AddRow(gong, "window margin (latest call)", c.MarginSeconds is { } margin
+                    ? (margin * 1000).ToString("F0", CultureInfo.InvariantCulture) + " ms"
+                    : "-");
+                AddRow(gong, "learned batch limit", c.LearnedBatchLimit is { } limit
+                    ? $"{Count(limit)} (since {(c.BatchLimitLearnedAt is { } at ? Format(at) : "?")}, MaxBatchSize {c.BatchLimitMaxBatchSize})"
+                    : "none (Gong:MaxBatchSize applies)");
+                if (c.LearnedBatchLimit is not null)
+                {
+                    AddRow(gong, "learned from", c.BatchLimitReason ?? "-");
+                }
+            }
         }
         else
         {
@@ -269,4 +299,24 @@ public sealed record CallSummary(long AssignCalls, double MeanFill, long LookupC
 /// <param name="BlockedReason">Why the gate is blocked.</param>
 /// <param name="Day">The day <paramref name="DayCallCount"/> counts.</param>
 /// <param name="DayCallCount">Calls taken on <paramref name="Day"/>.</param>
-public sealed record RateGateState(DateTimeOffset? BlockedUntil, string? BlockedReason, DateOnly Day, int DayCallCount);
+/// <param name="Controller">The allowed rate, window margin and learned batch limit; null when not read.</param>
+public sealed record RateGateState(DateTimeOffset? BlockedUntil, string? BlockedReason, DateOnly Day, int DayCallCount, RateGateController? Controller = null);
+
+/// <summary>What the shared gate has learned about Gong's door.</summary>
+/// <param name="AllowedRate">Calls per second allowed now, or null for the configured <c>Gong:RequestsPerSecond</c>.</param>
+/// <param name="RateReason">configured, throttled (a 429 cut it) or climbing.</param>
+/// <param name="RateChangedAt">When the allowed rate last changed.</param>
+/// <param name="MarginSeconds">Window margin of the latest call (seconds).</param>
+/// <param name="LearnedBatchLimit">Prospects per call Gong accepts, learned from a 400; null when none.</param>
+/// <param name="BatchLimitLearnedAt">When it was learned.</param>
+/// <param name="BatchLimitReason">Gong's message or the bisection that proved it.</param>
+/// <param name="BatchLimitMaxBatchSize">The configured MaxBatchSize it was learned under (another one forgets it).</param>
+public sealed record RateGateController(
+    double? AllowedRate,
+    string? RateReason,
+    DateTimeOffset? RateChangedAt,
+    double? MarginSeconds,
+    int? LearnedBatchLimit,
+    DateTimeOffset? BatchLimitLearnedAt,
+    string? BatchLimitReason,
+    int? BatchLimitMaxBatchSize);

@@ -12,5 +12,7 @@ internal sealed class RateGateConfiguration : IEntityTypeConfiguration<RateGate>
         builder.Property(g => g.Id).ValueGeneratedNever();
         builder.Property(g => g.BlockedReason).HasMaxLength(512);
         builder.Property(g => g.RecentStarts).HasColumnType("timestamptz[]");
+        builder.Property(g => g.RateReason).HasMaxLength(64);
+        builder.Property(g => g.BatchLimitReason).HasMaxLength(512);
     }
 }

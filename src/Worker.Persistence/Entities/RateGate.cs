@@ -24,8 +24,36 @@ public sealed class RateGate
     /// <summary>Calls started on <see cref="Day"/> (against DailyCallLimit).</summary>
     public int DayCallCount { get; set; }
 
-    /// <summary>Start times (UTC) of the most recent calls, newest last, for the sliding one-second window.</summary>
+    /// <summary>Latest arrival times at Gong (UTC) of the most recent calls (slot plus that call's margin), in slot
+    /// order, for the sliding one-second window.</summary>
     public List<DateTimeOffset> RecentStarts { get; set; } = [];
+
+    /// <summary>Calls per second the gate allows now, below the configured RequestsPerSecond after a 429 it did not
+    /// expect (multiplicative decrease, additive climb); null = the configured rate.</summary>
+    public double? AllowedRate { get; set; }
+
+    /// <summary>Why the allowed rate is what it is: <c>configured</c>, <c>throttled</c> (a 429 cut it) or
+    /// <c>climbing</c> (back up after a clean period).</summary>
+    public string? RateReason { get; set; }
+
+    /// <summary>When the allowed rate last changed (UTC).</summary>
+    public DateTimeOffset? RateChangedAt { get; set; }
+
+    /// <summary>Window margin (seconds) the latest call was recorded with: base margin plus learned jitter.</summary>
+    public double? MarginSeconds { get; set; }
+
+    /// <summary>Most prospects per assign call that Gong accepts, learned from a 400 naming it or a bisection that
+    /// proved it; null = not learned (the configured MaxBatchSize applies).</summary>
+    public int? LearnedBatchLimit { get; set; }
+
+    /// <summary>When <see cref="LearnedBatchLimit"/> was learned (UTC).</summary>
+    public DateTimeOffset? BatchLimitLearnedAt { get; set; }
+
+    /// <summary>How it was learned (Gong's message, or the bisection that proved it).</summary>
+    public string? BatchLimitReason { get; set; }
+
+    /// <summary>The configured MaxBatchSize when the limit was learned: another configured size forgets it.</summary>
+    public int? BatchLimitMaxBatchSize { get; set; }
 
     /// <summary>Last update (UTC).</summary>
     public DateTimeOffset UpdatedAt { get; set; }

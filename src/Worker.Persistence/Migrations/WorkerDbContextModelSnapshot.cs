@@ -509,6 +509,23 @@ namespace Worker.Persistence.Migrations
                         .HasColumnType("integer")
                         .HasColumnName("id");
 
+                    b.Property<double?>("AllowedRate")
+                        .HasColumnType("double precision")
+                        .HasColumnName("allowed_rate");
+
+                    b.Property<DateTimeOffset?>("BatchLimitLearnedAt")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("batch_limit_learned_at");
+
+                    b.Property<int?>("BatchLimitMaxBatchSize")
+                        .HasColumnType("integer")
+                        .HasColumnName("batch_limit_max_batch_size");
+
+                    b.Property<string>("BatchLimitReason")
+                        .HasMaxLength(512)
+                        .HasColumnType("character varying(512)")
+                        .HasColumnName("batch_limit_reason");
+
                     b.Property<string>("BlockedReason")
                         .HasMaxLength(512)
                         .HasColumnType("character varying(512)")
@@ -526,9 +543,26 @@ namespace Worker.Persistence.Migrations
                         .HasColumnType("integer")
                         .HasColumnName("day_call_count");
 
+                    b.Property<int?>("LearnedBatchLimit")
+                        .HasColumnType("integer")
+                        .HasColumnName("learned_batch_limit");
+
+                    b.Property<double?>("MarginSeconds")
+                        .HasColumnType("double precision")
+                        .HasColumnName("margin_seconds");
+
                     b.Property<DateTimeOffset>("NextSlotAt")
                         .HasColumnType("timestamp with time zone")
                         .HasColumnName("next_slot_at");
+
+                    b.Property<DateTimeOffset?>("RateChangedAt")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("rate_changed_at");
+
+                    b.Property<string>("RateReason")
+                        .HasMaxLength(64)
+                        .HasColumnType("character varying(64)")
+                        .HasColumnName("rate_reason");
 
                     b.PrimitiveCollection<List<DateTimeOffset>>("RecentStarts")
                         .IsRequired()

@@ -24,6 +24,8 @@ internal sealed class GongReplica : IAsyncDisposable
 
     internal PostgresRateGate Gate => host.Services.GetRequiredService<PostgresRateGate>();
 
+    public IServiceProvider Services => host.Services;
+
     public static async Task<GongReplica> StartAsync(
         string connectionString,
         string baseUrl,
@@ -38,6 +40,17 @@ internal sealed class GongReplica : IAsyncDisposable
             ["Gong:AccessKey"] = "test-key",
             ["Gong:AccessKeySecret"] = "test-secret",
         });
+        if (time is FakeTimeProvider)
+        {
+            // A fake clock cannot be compared with the database's; and it moves in steps of up to 20 ms, so a caller
+            // may wake that late for its slot: the base margin must tolerate it (half of it is the late tolerance).
+            builder.Configuration.AddInMemoryCollection(new Dictionary<string, string?>
+            {
+                ["Gong:RateGateClock"] = "Local",
+                ["Gong:RateWindowMargin"] = "00:00:00.050",
+            });
+        }
+
         if (settings is not null)
         {
             builder.Configuration.AddInMemoryCollection(settings);

@@ -102,6 +102,37 @@ public sealed class StatusCommandTests
     }
 
     [Fact]
+    public async Task Status_shows_the_allowed_rate_the_window_margin_and_the_learned_batch_limit()
+    {
+        var services = await TestServices.GetAsync();
+        await using var database = await services.CreateDatabaseAsync();
+        var learnedAt = new DateTimeOffset(2026, 11, 30, 9, 15, 0, TimeSpan.Zero);
+        await using (var db = database.CreateDbContext())
+        {
+            await db.RateGates.Where(g => g.Id == 1).ExecuteUpdateAsync(g => g
+                .SetProperty(x => x.AllowedRate, 2.1)
+                .SetProperty(x => x.RateReason, "throttled")
+                .SetProperty(x => x.RateChangedAt, learnedAt)
+                .SetProperty(x => x.MarginSeconds, 0.095)
+                .SetProperty(x => x.LearnedBatchLimit, 100)
+                .SetProperty(x => x.BatchLimitLearnedAt, learnedAt)
+                .SetProperty(x => x.BatchLimitMaxBatchSize, 200)
+                .SetProperty(x => x.BatchLimitReason, "Gong's 400: You can assign up to 100 prospects in a single request"));
+        }
+
+        using var output = new StringWriter();
+        using var error = new StringWriter();
+        var exit = await StatusCommand.RunAsync([$"--ConnectionStrings:Postgres={database.ConnectionString}"], output, error, CancellationToken.None);
+
+        var lines = output.ToString().Split('\n');
+        Assert.True(exit == 0, error.ToString());
+        Assert.Contains(lines, l => Cells(l) is ["allowed rate", "2.10 calls/s (throttled since 2026-11-30 09:15:00 UTC)"]);
+        Assert.Contains(lines, l => Cells(l) is ["window margin (latest call)", "95 ms"]);
+        Assert.Contains(lines, l => Cells(l) is ["learned batch limit", "100 (since 2026-11-30 09:15:00 UTC, MaxBatchSize 200)"]);
+        Assert.Contains(lines, l => Cells(l) is ["learned from", var reason] && reason.StartsWith("Gong's 400", StringComparison.Ordinal));
+    }
+
+    [Fact]
     public async Task Status_exits_1_with_a_message_when_the_database_cannot_be_reached()
     {
         using var output = new StringWriter();

@@ -1,0 +1,185 @@
+using System.Diagnostics.Metrics;
+using System.Globalization;
+using System.Text.RegularExpressions;
+using Microsoft.Extensions.Options;
+using Npgsql;
+using NpgsqlTypes;
+using Worker.Host.Operations;
+
+namespace Worker.Host.Gong;
+
+/// <summary>
+/// The most prospects per assign call that Gong accepts, shared by every replica through the <c>rate_gate</c> row:
+/// learned from a 400 whose message names the limit ("You can assign up to 100 prospects in a single request", "at
+/// most 100 prospects can be assigned …") or from a bisection that proves one (a call of n refused with 400 whose two
+/// halves were both answered: a bad id would have failed one half). Gong's endpoint page says 200, its newer spec 100.
+/// The effective batch size is the configured <c>MaxBatchSize</c>, lowered to a learned limit stored under the same
+/// MaxBatchSize and after <c>ForgetBatchLimitLearnedBefore</c>. Until a call of a given size has been answered, this
+/// replica sends at most one call of that (unproven) size at a time, so a lowered limit costs at most one 400 per
+/// replica. Gauge: <c>flow_assignment.gong.batch_limit</c>. Thread-safe.
+/// </summary>
+internal sealed partial class GongBatchLimit : IDisposable
+{
+    private const string ReadSql = "SELECT learned_batch_limit, batch_limit_learned_at, batch_limit_max_batch_size FROM rate_gate WHERE id = 1";
+
+    // Only ever lowers a limit learned under the same MaxBatchSize; replaces one that configuration says to forget.
+    private const string LearnSql = """
+        UPDATE rate_gate SET
+            learned_batch_limit = @limit, batch_limit_learned_at = COALESCE(@now, clock_timestamp()),
+            batch_limit_reason = @reason, batch_limit_max_batch_size = @max_batch_size
+        WHERE id = 1 AND (learned_batch_limit IS NULL OR learned_batch_limit > @limit
+            OR batch_limit_max_batch_size IS DISTINCT FROM @max_batch_size
+            OR (@forget_before IS NOT NULL AND batch_limit_learned_at < @forget_before))
+        """;
+
+    private static readonly TimeSpan CacheFor = TimeSpan.FromSeconds(1);
+
+    private readonly NpgsqlDataSource dataSource;
+    private readonly IOptions<GongOptions> options;
+    private readonly TimeProvider time;
+    private readonly SemaphoreSlim unproven = new(1, 1);
+    private readonly Lock sync = new();
+    private int provenSize;
+    private int effective;
+    private DateTimeOffset readAt = DateTimeOffset.MinValue;
+
+    /// <summary>Creates the store and the gauge <c>flow_assignment.gong.batch_limit</c>.</summary>
+    public GongBatchLimit(NpgsqlDataSource dataSource, IOptions<GongOptions> options, TimeProvider time, IMeterFactory meterFactory)
+    {
+        ArgumentNullException.ThrowIfNull(meterFactory);
+        this.dataSource = dataSource;
+        this.options = options;
+        this.time = time;
+        effective = options.Value.MaxBatchSize;
+        meterFactory.Create(WorkerMetrics.MeterName).CreateObservableGauge("flow_assignment.gong.batch_limit", () => Volatile.Read(ref effective), "{prospect}",
+            "Most prospects per assign call this replica sends: Gong:MaxBatchSize, or the lower limit learned from Gong's 400s.");
+    }
+
+    /// <summary>The effective batch size (1–MaxBatchSize), read from Postgres at most once a second.</summary>
+    /// <exception cref="NpgsqlException">Postgres unreachable.</exception>
+    public async Task<int> GetAsync(CancellationToken cancellationToken)
+    {
+        var now = time.GetUtcNow();
+        lock (sync)
+        {
+            if (now - readAt < CacheFor)
+            {
+                return effective;
+            }
+        }
+
+        var o = options.Value;
+        int? learned = null;
+        await using (var command = dataSource.CreateCommand(ReadSql))
+        await using (var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false))
+        {
+            if (await reader.ReadAsync(cancellationToken).ConfigureAwait(false) && !reader.IsDBNull(0))
+            {
+                var at = reader.IsDBNull(1) ? (DateTimeOffset?)null : reader.GetFieldValue<DateTimeOffset>(1);
+                var under = reader.IsDBNull(2) ? (int?)null : reader.GetInt32(2);
+                if (under == o.MaxBatchSize && (o.ForgetBatchLimitLearnedBefore is not { } forget || at >= forget))
+                {
+                    learned = reader.GetInt32(0);
+                }
+            }
+        }
+
+        var value = Math.Clamp(learned ?? o.MaxBatchSize, 1, o.MaxBatchSize);
+        lock (sync)
+        {
+            effective = value;
+            readAt = now;
+        }
+
+        return value;
+    }
+
+    /// <summary>Stores <paramref name="limit"/> for every replica (only ever lowering it) and uses it at once here.</summary>
+    /// <param name="limit">Prospects per call, 1–MaxBatchSize.</param>
+    /// <param name="reason">Gong's message or the bisection (max 512 characters).</param>
+    /// <param name="cancellationToken">Cancels the update.</param>
+    /// <exception cref="NpgsqlException">Postgres unreachable.</exception>
+    public async Task LearnAsync(int limit, string reason, CancellationToken cancellationToken)
+    {
+        var o = options.Value;
+        limit = Math.Clamp(limit, 1, o.MaxBatchSize);
+        await using var command = dataSource.CreateCommand(LearnSql);
+        command.Parameters.Add(new NpgsqlParameter("limit", NpgsqlDbType.Integer) { Value = limit });
+        command.Parameters.Add(new NpgsqlParameter("reason", NpgsqlDbType.Varchar) { Value = reason.Length > 512 ? reason[..512] : reason });
+        command.Parameters.Add(new NpgsqlParameter("max_batch_size", NpgsqlDbType.Integer) { Value = o.MaxBatchSize });
+        command.Parameters.Add(new NpgsqlParameter("now", NpgsqlDbType.TimestampTz)
+        {
+            Value = o.RateGateClock == RateGateClock.Local ? time.GetUtcNow().ToUniversalTime() : DBNull.Value,
+        });
+        command.Parameters.Add(new NpgsqlParameter("forget_before", NpgsqlDbType.TimestampTz)
+        {
+            Value = o.ForgetBatchLimitLearnedBefore is { } forget ? forget.ToUniversalTime() : DBNull.Value,
+        });
+        await command.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+        lock (sync)
+        {
+            effective = Math.Min(effective, limit);
+            readAt = time.GetUtcNow();
+        }
+    }
+
+    /// <summary>Whether a call of <paramref name="size"/> prospects was answered (not 400) before in this process.</summary>
+    public bool IsProven(int size) => size <= Volatile.Read(ref provenSize);
+
+    /// <summary>Records that Gong answered a call of <paramref name="size"/> prospects with something other than 400.</summary>
+    public void Prove(int size)
+    {
+        int current;
+        do
+        {
+            current = Volatile.Read(ref provenSize);
+        }
+        while (size > current && Interlocked.CompareExchange(ref provenSize, size, current) != current);
+    }
+
+    /// <summary>Waits for this replica's single slot for a call of unproven size; dispose the result to free it.</summary>
+    /// <exception cref="OperationCanceledException">When <paramref name="cancellationToken"/> is cancelled.</exception>
+    public async Task<IDisposable> EnterUnprovenAsync(CancellationToken cancellationToken)
+    {
+        await unproven.WaitAsync(cancellationToken).ConfigureAwait(false);
+        return new Releaser(unproven);
+    }
+
+    /// <summary>The limit a 400 message states ("up to N prospects", "at most N prospects", "maximum of N prospects",
+    /// "limit of N prospects", "N prospects at most"), or null.</summary>
+    public static int? ParseLimit(string? message)
+    {
+        if (string.IsNullOrEmpty(message))
+        {
+            return null;
+        }
+
+        var match = LimitPattern().Match(message);
+        if (!match.Success)
+        {
+            return null;
+        }
+
+        var digits = match.Groups["n"].Success ? match.Groups["n"].Value : match.Groups["m"].Value;
+        return int.TryParse(digits, NumberStyles.None, CultureInfo.InvariantCulture, out var n) && n > 0 ? n : null;
+    }
+
+    [GeneratedRegex(@"(?:\b(?:up\s+to|at\s+most|maximum\s+(?:of\s+)?|max\.?|limit\s+(?:of\s+|is\s+)?|no\s+more\s+than)\s*(?<n>\d{1,6})\s+(?:crm\s*)?prospects?\b)|(?:\b(?<m>\d{1,6})\s+(?:crm\s*)?prospects?\s+at\s+most\b)", RegexOptions.IgnoreCase | RegexOptions.CultureInvariant)]
+    private static partial Regex LimitPattern();
+
+    /// <inheritdoc />
+    public void Dispose() => unproven.Dispose();
+
+    private sealed class Releaser(SemaphoreSlim semaphore) : IDisposable
+    {
+        private int released;
+
+        public void Dispose()
+        {
+            if (Interlocked.Exchange(ref released, 1) == 0)
+            {
+                semaphore.Release();
+            }
+        }
+    }
+}

@@ -1,0 +1,111 @@
+using Microsoft.Extensions.Options;
+
+namespace Worker.Host.Gong;
+
+/// <summary>
+/// What this replica knows about the timing between its sends and their arrival at Gong, learned from the warm-up
+/// request each call is preceded by (<see cref="GongApiClient.WarmUpAsync"/>). The window margin a call is recorded
+/// with in the shared gate is <c>RateWindowMargin</c> plus the jitter allowance: until 8 warm round trips are
+/// measured, <c>InitialJitterAllowance</c>; then the spread of the last 64 warm round trips (95th percentile minus the
+/// fastest), at most <c>MaxJitterAllowance</c>. A round trip that opened a new connection is kept apart: it teaches the
+/// cold allowance given to a call whose warm-up failed (its call may have to open the connection itself). Thread-safe.
+/// </summary>
+/// <remarks>
+/// Why a round trip's spread bounds the arrival spread: a request's one-way delay varies by at most what its round
+/// trip varies (the way back only adds); Gong counts arrivals, so two calls whose starts are spaced by more than one
+/// second plus that spread arrive more than one second apart.
+/// </remarks>
+internal sealed class RateGatePacing(IOptions<GongOptions> options)
+{
+    private const int SampleWindow = 64;
+    private const int MinimumSamples = 8;
+    private const double Percentile = 0.95;
+    private static readonly TimeSpan MinimumColdAllowance = TimeSpan.FromMilliseconds(300);
+    private static readonly TimeSpan MaximumColdAllowance = TimeSpan.FromSeconds(2);
+
+    private readonly Lock sync = new();
+    private readonly Queue<double> warmRoundTripsMs = new();
+    private double coldExtraMs;
+    private TimeSpan jitter = options.Value.InitialJitterAllowance;
+    private bool learned;
+
+    /// <summary>The margin a call on a warm connection is recorded with (base margin plus jitter allowance).</summary>
+    public TimeSpan Margin
+    {
+        get
+        {
+            lock (sync)
+            {
+                return options.Value.RateWindowMargin + jitter;
+            }
+        }
+    }
+
+    /// <summary>Where the jitter allowance comes from: <c>initial</c> (too few warm round trips yet) or <c>learned</c>.</summary>
+    public string MarginSource
+    {
+        get
+        {
+            lock (sync)
+            {
+                return learned ? "learned" : "initial";
+            }
+        }
+    }
+
+    /// <summary>Records one warm-up request.</summary>
+    /// <param name="roundTrip">Its wall time.</param>
+    /// <param name="newConnection">Whether a new connection was opened for it (handshake included in the time).</param>
+    /// <param name="answered">Whether any HTTP answer came back.</param>
+    public void RecordWarmUp(TimeSpan roundTrip, bool newConnection, bool answered)
+    {
+        if (!answered)
+        {
+            return;
+        }
+
+        lock (sync)
+        {
+            if (newConnection)
+            {
+                var fastest = warmRoundTripsMs.Count > 0 ? warmRoundTripsMs.Min() : 0;
+                coldExtraMs = Math.Max(coldExtraMs, roundTrip.TotalMilliseconds - fastest);
+                return;
+            }
+
+            warmRoundTripsMs.Enqueue(roundTrip.TotalMilliseconds);
+            while (warmRoundTripsMs.Count > SampleWindow)
+            {
+                warmRoundTripsMs.Dequeue();
+            }
+
+            if (warmRoundTripsMs.Count < MinimumSamples)
+            {
+                return;
+            }
+
+            var sorted = warmRoundTripsMs.Order().ToArray();
+            var high = sorted[(int)Math.Ceiling(Percentile * sorted.Length) - 1];
+            var spread = TimeSpan.FromMilliseconds(high - sorted[0]);
+            jitter = spread > options.Value.MaxJitterAllowance ? options.Value.MaxJitterAllowance : spread;
+            learned = true;
+        }
+    }
+
+    /// <summary>The margin for the next call: <see cref="Margin"/>, plus the cold allowance (the largest extra time a
+    /// new connection cost, at least 300 ms, at most 2 s) when its warm-up got no answer.</summary>
+    public TimeSpan MarginForCall(bool warm)
+    {
+        var margin = Margin;
+        if (warm)
+        {
+            return margin;
+        }
+
+        lock (sync)
+        {
+            var cold = TimeSpan.FromMilliseconds(coldExtraMs * 1.5);
+            return margin + (cold < MinimumColdAllowance ? MinimumColdAllowance : cold > MaximumColdAllowance ? MaximumColdAllowance : cold);
+        }
+    }
+}
