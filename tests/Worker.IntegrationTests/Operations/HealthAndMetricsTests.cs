@@ -241,7 +241,7 @@ public sealed class HealthAndMetricsTests
         foreach (var (name, type) in families)
         {
             Assert.True(type == "counter" == name.EndsWith("_total", StringComparison.Ordinal), $"{name} ({type}): only counters end in _total");
-            var timeLike = System.Text.RegularExpressions.Regex.IsMatch(name, "_(duration|age|wait|lag|remaining)(_|$)");
+            var timeLike = System.Text.RegularExpressions.Regex.IsMatch(name, "_(duration|age|wait|lag|remaining|margin)(_|$)");
             Assert.True(timeLike == name.EndsWith("_seconds", StringComparison.Ordinal), $"{name}: a time is in seconds, and only a time");
             Assert.DoesNotMatch("_(ms|milliseconds|minutes|seconds_seconds|total_total)(_|$)", name);
             Assert.True(readme.Contains($"`{name}`", StringComparison.Ordinal), $"{name} is not listed in README.md");
