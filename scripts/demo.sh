@@ -119,10 +119,19 @@ if [ -n "$monitoring" ]; then
   sleep 6   # one more scrape and rule evaluation after the drain
   echo
   echo "Prometheus: $prom_url"
+  # promtool prints nothing for an empty result: say "(none)" so a clean run does not look like a failed query.
+  alerts() {
+    local out
+    if out=$(promtool query instant "$prom_url" "$1"); then
+      if [ -n "$out" ]; then echo "$out"; else echo "  (none)"; fi
+    else
+      echo "  (query failed: $prom_url)"
+    fi
+  }
   echo "Alerts that fired during the run (evaluations while firing):"
-  promtool query instant "$prom_url" 'sort_desc(count_over_time(ALERTS{alertstate="firing"}[1d]))' || true
+  alerts 'sort_desc(count_over_time(ALERTS{alertstate="firing"}[1d]))'
   echo "Alerts firing now:"
-  promtool query instant "$prom_url" 'ALERTS{alertstate="firing"}' || true
+  alerts 'ALERTS{alertstate="firing"}'
   if [ -t 0 ]; then read -r -p "Prometheus keeps running: press Enter to stop everything. " _; fi
 fi
 exit $status

@@ -1,3 +1,3 @@
 using Worker.Host;
 
-return await WorkerCommands.Create().Parse(args).InvokeAsync().ConfigureAwait(false);
+return await WorkerCommands.InvokeAsync(args).ConfigureAwait(false);

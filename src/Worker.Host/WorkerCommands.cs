@@ -44,6 +44,40 @@ public static class WorkerCommands
         return root;
     }
 
+    /// <summary>Exit code for arguments the command line cannot parse (a missing required option, a value of the wrong type, an unknown code).</summary>
+    public const int BadArgumentsExitCode = 2;
+
+    /// <summary>
+    /// Parses <paramref name="args"/> and runs the chosen subcommand. Parse errors of any subcommand (System.CommandLine's
+    /// <see cref="ParseResult.Errors"/>, including option validators) are printed to standard error, one line each, and end
+    /// the process with <see cref="BadArgumentsExitCode"/> (2) as the README documents; System.CommandLine itself would exit 1.
+    /// </summary>
+    /// <param name="args">The process arguments.</param>
+    /// <returns>The process exit code.</returns>
+    public static async Task<int> InvokeAsync(string[] args)
+    {
+        var parse = Create().Parse(args);
+        if (parse.Errors.Count == 0)
+        {
+            return await parse.InvokeAsync().ConfigureAwait(false);
+        }
+
+        foreach (var error in parse.Errors)
+        {
+            await Console.Error.WriteLineAsync(error.Message).ConfigureAwait(false);
+        }
+
+        var path = new List<string>();
+        for (var result = parse.CommandResult; result is not null && result != parse.RootCommandResult; result = result.Parent as System.CommandLine.Parsing.CommandResult)
+        {
+            path.Insert(0, result.Command.Name);
+        }
+
+        path.Add("--help");
+        await Console.Error.WriteLineAsync($"Usage: {string.Join(' ', path)}").ConfigureAwait(false);
+        return BadArgumentsExitCode;
+    }
+
     /// <summary>
     /// Returns the first token that is neither a configuration argument (<c>--Key=value</c>, <c>--Key value</c>,
     /// <c>/Key=value</c>, <c>Key=value</c>) nor the value of the switch before it, or null when all are.
@@ -109,6 +143,34 @@ public static class WorkerCommands
 
             return 1;
         }
+        catch (Exception ex) when (UnconvertibleSetting(ex) is { } conversion)
+        {
+            // e.g. "Failed to convert configuration value 'abc' at 'Ingest:OutagePause' to type 'System.TimeSpan'."
+            await Console.Error.WriteLineAsync("Invalid configuration: " + conversion.Message).ConfigureAwait(false);
+            return 1;
+        }
+    }
+
+    /// <summary>
+    /// The exception of the configuration binder for a value it cannot convert (it names the key, the value and the type),
+    /// found in <paramref name="exception"/> or its inner exceptions; null when there is none.
+    /// </summary>
+    internal static InvalidOperationException? UnconvertibleSetting(Exception? exception)
+    {
+        for (var current = exception; current is not null; current = current.InnerException)
+        {
+            if (current is InvalidOperationException conversion && conversion.TargetSite?.DeclaringType == typeof(Microsoft.Extensions.Configuration.ConfigurationBinder))
+            {
+                return conversion;
+            }
+
+            if (current is AggregateException aggregate && aggregate.InnerExceptions.Count == 1)
+            {
+                return UnconvertibleSetting(aggregate.InnerExceptions[0]);
+            }
+        }
+
+        return null;
     }
 
     private static async Task<int> RunAsync(string[] args, CancellationToken cancellationToken)

@@ -70,10 +70,15 @@ internal sealed class DemoRunner(DemoSettings settings)
         }
     }
 
+    /// <summary>
+    /// The psql connection URI; it carries the password only for the local default login (worker/worker of
+    /// appsettings.Development.json and scripts/services-up.sh), so psql does not prompt. Any other password is left out.
+    /// </summary>
     private string PsqlUri()
     {
         var b = new NpgsqlConnectionStringBuilder(settings.Postgres);
-        return $"postgresql://{b.Username}@{b.Host}:{b.Port}/{b.Database}";
+        var login = b is { Username: "worker", Password: "worker" } ? "worker:worker" : Uri.EscapeDataString(b.Username ?? string.Empty);
+        return $"postgresql://{login}@{b.Host}:{b.Port}/{b.Database}";
     }
 
     private IBusControl CreateBus(string runId) => Bus.Factory.CreateUsingRabbitMq(cfg =>

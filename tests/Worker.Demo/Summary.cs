@@ -101,6 +101,8 @@ internal sealed class Summary
         if (simulatorStats is not null)
         {
             output.WriteLine($"  simulator: {simulatorStats}");
+            output.WriteLine("  (duplicateOfApiAssignmentAttempts is not 0 here on purpose: the workload requests some prospects again in new");
+            output.WriteLine("   requests after Gong assigned them, which end NotAssigned/InvalidState; tests and benchmarks request each once and need 0)");
         }
 
         var duplicates = events.Values.Sum() - events.Count;

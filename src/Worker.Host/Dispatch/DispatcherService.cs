@@ -79,6 +79,9 @@ internal sealed partial class DispatcherService(
             LogWarmUpFailed(ex);
         }
 
+        // Logged on change only (as the relay does): one Warning with the exception when turns start failing, e.g. for the
+        // whole of a database outage, and one Information when a turn succeeds again; every turn between is Debug.
+        DateTimeOffset? failingSince = null;
         while (!stoppingToken.IsCancellationRequested)
         {
             heartbeat.Beat();
@@ -86,6 +89,11 @@ internal sealed partial class DispatcherService(
             try
             {
                 wait = await TurnAsync(stoppingToken).ConfigureAwait(false);
+                if (failingSince is { } since)
+                {
+                    LogTurnsRecovered(timeProvider.GetUtcNow() - since);
+                    failingSince = null;
+                }
             }
             catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
             {
@@ -93,7 +101,16 @@ internal sealed partial class DispatcherService(
             }
             catch (Exception ex) when (ex is not OutOfMemoryException)
             {
-                LogTurnFailed(ex);
+                if (failingSince is null)
+                {
+                    failingSince = timeProvider.GetUtcNow();
+                    LogTurnsFailing(ex);
+                }
+                else
+                {
+                    LogTurnFailedAgain(ex.GetType().Name, ex.Message);
+                }
+
                 wait = ErrorBackoff;
             }
 
@@ -380,8 +397,14 @@ internal sealed partial class DispatcherService(
     [LoggerMessage(Level = LogLevel.Information, Message = "Dispatcher stopping: waiting for {InFlight} in-flight batches")]
     private partial void LogStopping(int inFlight);
 
-    [LoggerMessage(Level = LogLevel.Error, Message = "Dispatch turn failed; retrying")]
-    private partial void LogTurnFailed(Exception exception);
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Dispatch turns fail (e.g. the database is unreachable); retrying every second. Logged once until a turn succeeds again")]
+    private partial void LogTurnsFailing(Exception exception);
+
+    [LoggerMessage(Level = LogLevel.Debug, Message = "Dispatch turn failed again: {ExceptionType}: {Reason}")]
+    private partial void LogTurnFailedAgain(string exceptionType, string reason);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Dispatch turns work again after {Duration}")]
+    private partial void LogTurnsRecovered(TimeSpan duration);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Reclaimed {Prospects} prospect rows from batches whose lease expired (outcome unknown: reconcile first)")]
     private partial void LogReclaimed(int prospects);

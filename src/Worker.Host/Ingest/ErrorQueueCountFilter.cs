@@ -1,7 +1,5 @@
-using System.Net.Sockets;
 using System.Text.Json;
 using MassTransit;
-using Npgsql;
 using Worker.Host.Operations;
 
 namespace Worker.Host.Ingest;
@@ -22,6 +20,11 @@ internal sealed class ErrorQueueCountFilter(WorkerMetrics metrics) : IFilter<Exc
     public void Probe(ProbeContext context) => context.CreateFilterScope("errorQueueCount");
 
     /// <summary>The bounded reason for <paramref name="exception"/> (unwrapping aggregate and inner exceptions).</summary>
+    /// <remarks>
+    /// A database outage never gets here: <see cref="IngestErrorFilter"/>, before this filter, rethrows it so the message
+    /// goes back to the queue. A Postgres error that is no outage (e.g. 28P01 login refused, 42P01 a missing migration) is
+    /// <see cref="ErrorQueueReasons.Other"/>; the fault headers name it.
+    /// </remarks>
     internal static string Classify(Exception exception)
     {
         for (Exception? ex = exception; ex is not null; ex = Inner(ex))
@@ -36,8 +39,6 @@ internal sealed class ErrorQueueCountFilter(WorkerMetrics metrics) : IFilter<Exc
                 // MassTransit's SerializationException (envelope or body not readable), matched by name across its versions.
                 case not null when ex.GetType().Name == "SerializationException":
                     return ErrorQueueReasons.Unreadable;
-                case NpgsqlException or TimeoutException or SocketException:
-                    return ErrorQueueReasons.DatabaseUnavailable;
             }
         }
 

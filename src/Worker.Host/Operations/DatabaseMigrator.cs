@@ -26,17 +26,30 @@ public static class DatabaseMigrator
     /// </summary>
     public const long AdvisoryLockKey = 0x676F_6E67_6D69_6772; // "gongmigr"
 
-    /// <summary>Applies every pending migration and declares the broker topology; returns the process exit code (0 on success).</summary>
+    /// <summary>
+    /// Applies every pending migration and declares the broker topology; returns the process exit code: 0 on success, 1 with
+    /// one line naming <c>ConnectionStrings:Postgres</c> when Postgres refuses or fails (no stack trace).
+    /// </summary>
     /// <param name="args">Configuration arguments.</param>
     /// <param name="cancellationToken">Stops the migration.</param>
-    /// <exception cref="NpgsqlException">Postgres unreachable or a migration failed (the transaction of that migration is rolled back).</exception>
     public static async Task<int> MigrateAsync(string[] args, CancellationToken cancellationToken)
     {
         var builder = Microsoft.Extensions.Hosting.Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { Args = args, ContentRootPath = WorkerHost.ContentRoot });
         builder.AddWorkerLogging();
         builder.AddWorkerPersistence();
         using var host = builder.Build();
-        var applied = await ApplyAsync(host.Services, cancellationToken).ConfigureAwait(false);
+        IReadOnlyList<string> applied;
+        try
+        {
+            applied = await ApplyAsync(host.Services, cancellationToken).ConfigureAwait(false);
+        }
+        catch (NpgsqlException ex)
+        {
+            // A wrong password (28P01), an unknown host or a failed migration: one line, as status, gate and redrive print it.
+            await Console.Error.WriteLineAsync($"Cannot migrate the worker database (ConnectionStrings:Postgres): {ex.Message}").ConfigureAwait(false);
+            return 1;
+        }
+
         await Console.Out.WriteLineAsync(applied.Count == 0
             ? "Database is up to date."
             : $"Applied {applied.Count} migration(s): {string.Join(", ", applied)}").ConfigureAwait(false);

@@ -16,18 +16,31 @@ public static class HealthCheckCommand
     /// <summary>Builds the command with its <c>--url</c> option.</summary>
     public static Command Create()
     {
-        var url = new Option<Uri?>("--url")
+        // A string parsed here: System.CommandLine 2.0 has no parser for System.Uri ("Cannot parse argument ... as expected type 'System.Uri'").
+        var url = new Option<string?>("--url")
         {
-            Description = $"Endpoint to check (default: {HealthEndpoints.ReadyPath} on the port of the Urls setting, on 127.0.0.1).",
+            Description = $"Absolute http(s) URL of the endpoint to check (default: {HealthEndpoints.ReadyPath} on the port of the Urls setting, on 127.0.0.1).",
         };
+        url.Validators.Add(result =>
+        {
+            if (result.GetValueOrDefault<string?>() is { } value && ParseUrl(value) is null)
+            {
+                result.AddError($"--url must be an absolute http or https URL, e.g. http://127.0.0.1:8080{HealthEndpoints.ReadyPath}; got {UserText.Describe(value)}.");
+            }
+        });
         var command = new Command("healthcheck", "Exit 0 when the running worker's readiness endpoint answers 200, else 1 (for compose health checks).")
         {
             TreatUnmatchedTokensAsErrors = false,
         };
         command.Options.Add(url);
-        command.SetAction((parse, ct) => WorkerCommands.Guarded(parse, args => CheckAsync(parse.GetValue(url) ?? DefaultUrl(args), Console.Out, ct)));
+        command.SetAction((parse, ct) => WorkerCommands.Guarded(parse, args => CheckAsync(ParseUrl(parse.GetValue(url)) ?? DefaultUrl(args), Console.Out, ct)));
         return command;
     }
+
+    /// <summary>The absolute http(s) URL in <paramref name="value"/>, or null when it is null or not such a URL.</summary>
+    /// <param name="value">The <c>--url</c> value, e.g. <c>http://127.0.0.1:8181/health/ready</c>.</param>
+    public static Uri? ParseUrl(string? value) =>
+        Uri.TryCreate(value, UriKind.Absolute, out var uri) && (uri.Scheme == Uri.UriSchemeHttp || uri.Scheme == Uri.UriSchemeHttps) ? uri : null;
 
     /// <summary>
     /// The readiness URL of the worker in this container: the port of the first <c>Urls</c> entry (configuration or

@@ -48,7 +48,7 @@ public sealed class WorkerMetrics : IDisposable
         outboxLag = meter.CreateHistogram("flow_assignment.outbox.lag", "s", "Time from an outbox row's commit to its confirmed publish.",
             advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = OutboxLagBuckets });
         movedToErrorQueue = meter.CreateCounter<long>("flow_assignment.messages.moved_to_error_queue", "{message}",
-            "AssignProspectsToFlow messages moved to the error queue, by reason (unreadable, unusable_request_id, request_id_conflict, database_unavailable, other).");
+            "AssignProspectsToFlow messages moved to the error queue, by reason (unreadable, unusable_request_id, request_id_conflict, other).");
         outboxDeadLettered = meter.CreateCounter<long>("flow_assignment.outbox.dead_lettered", "{message}", "Outbox rows given up because their payload cannot be read as their message type: never published (view ops_outbox_dead_lettered).");
     }
 
@@ -99,7 +99,7 @@ public sealed class WorkerMetrics : IDisposable
             ProspectOutcomes("Failed", code, 0);
         }
 
-        foreach (var reason in new[] { ErrorQueueReasons.Unreadable, ErrorQueueReasons.UnusableRequestId, ErrorQueueReasons.RequestIdConflict, ErrorQueueReasons.DatabaseUnavailable, ErrorQueueReasons.Other })
+        foreach (var reason in new[] { ErrorQueueReasons.Unreadable, ErrorQueueReasons.UnusableRequestId, ErrorQueueReasons.RequestIdConflict, ErrorQueueReasons.Other })
         {
             movedToErrorQueue.Add(0, new KeyValuePair<string, object?>("reason", reason));
         }
@@ -204,9 +204,9 @@ public static class ErrorQueueReasons
     /// <summary>The requestId was stored before with different content.</summary>
     public const string RequestIdConflict = "request_id_conflict";
 
-    /// <summary>Postgres stayed unreachable through every retry (<c>Ingest:TransientRetryLimit</c>).</summary>
-    public const string DatabaseUnavailable = "database_unavailable";
-
-    /// <summary>Any other exception.</summary>
+    /// <summary>
+    /// Any other exception, e.g. a Postgres error that is no outage (login refused, a missing migration). A database
+    /// outage has no reason: it never moves a message to the error queue (<see cref="Ingest.IngestErrorFilter"/>).
+    /// </summary>
     public const string Other = "other";
 }

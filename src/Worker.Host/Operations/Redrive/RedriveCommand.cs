@@ -13,6 +13,9 @@ namespace Worker.Host.Operations.Redrive;
 /// </summary>
 public static class RedriveCommand
 {
+    /// <summary>The values <c>--error-code</c> accepts: the worker's error codes of Failed prospects (docs/DESIGN.md, "Per-prospect status"), case-sensitive.</summary>
+    public static IReadOnlyList<string> FailedErrorCodes { get; } = [.. WorkerMetrics.FailedErrorCodes.Where(c => c != OutcomeErrorCodes.Other)];
+
     /// <summary>Builds the command with its selection options.</summary>
     public static Command Create()
     {
@@ -23,12 +26,22 @@ public static class RedriveCommand
             Description = "Only Failed prospects with this worker error code (repeatable, e.g. RetriesExhausted). Default: every Failed prospect.",
             AllowMultipleArgumentsPerToken = false,
         };
+        errorCodes.Validators.Add(result =>
+        {
+            foreach (var code in result.GetValueOrDefault<string[]>() ?? [])
+            {
+                if (!FailedErrorCodes.Contains(code, StringComparer.Ordinal))
+                {
+                    result.AddError($"--error-code {UserText.Describe(code)} is not a worker error code of Failed prospects; allowed: {string.Join(", ", FailedErrorCodes)}.");
+                }
+            }
+        });
         var notAssigned = new Option<string[]>("--not-assigned")
         {
             Description = "Also NotAssigned prospects with this Gong error code (repeatable, e.g. InvalidState).",
         };
-        var from = new Option<DateTimeOffset?>("--from") { Description = "Only outcomes recorded at or after this time (ISO 8601; UTC unless an offset is given)." };
-        var to = new Option<DateTimeOffset?>("--to") { Description = "Only outcomes recorded before this time (ISO 8601; UTC unless an offset is given)." };
+        var from = new Option<DateTimeOffset?>("--from") { Description = "Only outcomes recorded at or after this time (ISO 8601; UTC unless an offset is given).", CustomParser = Time("--from") };
+        var to = new Option<DateTimeOffset?>("--to") { Description = "Only outcomes recorded before this time (ISO 8601; UTC unless an offset is given).", CustomParser = Time("--to") };
         var dryRun = new Option<bool>("--dry-run") { Description = "Print the counts only; change nothing." };
         var command = new Command("redrive", "Re-queue Failed (and chosen NotAssigned) prospects as new requests (requestId redrive:<generation>:<hash>); each gets its own result event.")
         {
@@ -120,6 +133,19 @@ public static class RedriveCommand
         await output.WriteLineAsync(string.Create(CultureInfo.InvariantCulture,
             $"Selected: {counts.Sum(c => c.Prospects)} prospects of {counts.Select(c => c.RequestId).Distinct(StringComparer.Ordinal).Count()} request(s).")).ConfigureAwait(false);
     }
+
+    /// <summary>Parses an ISO 8601 time (UTC unless it names an offset); anything else is a parse error naming <paramref name="option"/> (exit code 2).</summary>
+    private static Func<System.CommandLine.Parsing.ArgumentResult, DateTimeOffset?> Time(string option) => result =>
+    {
+        var text = result.Tokens.Count == 1 ? result.Tokens[0].Value : string.Empty;
+        if (DateTimeOffset.TryParse(text, CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal, out var time))
+        {
+            return time;
+        }
+
+        result.AddError($"{option} must be an ISO 8601 time such as 2026-11-30T08:00:00Z; got {UserText.Describe(text)}.");
+        return null;
+    };
 
     private static string? Blank(string? value) => string.IsNullOrWhiteSpace(value) ? null : value;
 }
