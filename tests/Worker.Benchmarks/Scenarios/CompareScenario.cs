@@ -121,6 +121,11 @@ internal sealed class CompareScenario : IScenario
         if (design == Design.Worker)
         {
             var workerSettings = GongSettings(simulator, 3).Select(kv => $"--{kv.Key}={kv.Value}").ToList();
+
+            // The same 10 s per-attempt timeout as the baselines' standard resilience handler. The worker looks up an
+            // unknown outcome only once that call can no longer commit (start + AttemptTimeout + ReconcileDelay); with
+            // the 90 s production default the faults runs would outlast the scenario's 20 s quiet window.
+            workerSettings.Add("--Gong:AttemptTimeout=00:00:10");
             start = () => StartWorkerAsync(database, vhost, workerSettings);
         }
         else
