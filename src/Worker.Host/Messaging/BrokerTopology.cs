@@ -36,6 +36,10 @@ public static class BrokerTopology
         builder.AddWorkerLogging();
         builder.AddWorkerIngest();
         builder.AddWorkerMessaging(deployTopologyOnly: true);
+
+        // This host never consumes, so the consumers' dependencies (Postgres, the ingest writer) are not registered;
+        // the Development environment's build-time validation would otherwise refuse to build it.
+        builder.ConfigureContainer(new DefaultServiceProviderFactory(new ServiceProviderOptions { ValidateOnBuild = false, ValidateScopes = false }));
         using var host = builder.Build();
         var bus = host.Services.GetRequiredService<IBusControl>();
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);

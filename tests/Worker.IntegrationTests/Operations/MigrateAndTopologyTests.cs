@@ -89,6 +89,23 @@ public sealed class MigrateAndTopologyTests
         Assert.Equal(0, await db.ProspectAssignments.CountAsync(p => p.CompletedAt == null));
     }
 
+    [Theory]
+    [InlineData("Production")]
+    [InlineData("Development")]
+    public async Task Migrate_declares_the_topology_in_every_environment(string environmentName)
+    {
+        // Development validates the service provider at build time (what scripts/demo.sh and `dotnet run` use): the
+        // topology-only host must build there too.
+        var services = await TestServices.GetAsync();
+        await using var database = await services.CreateEmptyDatabaseAsync();
+        await using var vhost = await services.CreateVirtualHostAsync();
+        var environment = Environment(database, vhost);
+        environment["DOTNET_ENVIRONMENT"] = environmentName;
+        var run = await HostCommand.RunAsync(["migrate"], environment, ProcessTimeout);
+        Assert.True(run.ExitCode == 0, $"migrate ({environmentName}) exited {run.ExitCode}:\n{run.Text}");
+        Assert.Contains("Broker topology declared.", run.Lines);
+    }
+
     [Fact]
     public async Task Topology_exits_1_naming_the_settings_when_the_broker_refuses_the_login()
     {
