@@ -6,7 +6,7 @@ namespace Worker.Host.Gong;
 /// What this replica knows about the timing between its sends and their arrival at Gong, learned from the warm-up
 /// request each call is preceded by (<see cref="GongApiClient.WarmUpAsync"/>). The window margin a call is recorded
 /// with in the shared gate is <c>RateWindowMargin</c> plus the jitter allowance: until 8 warm round trips are
-/// measured, <c>InitialJitterAllowance</c>; then the spread of the last 64 warm round trips (95th percentile minus the
+/// measured, <c>InitialJitterAllowance</c>; then the spread of the last 64 warm round trips (slowest minus the
 /// fastest), at most <c>MaxJitterAllowance</c>. A round trip that opened a new connection is kept apart: it teaches the
 /// cold allowance given to a call whose warm-up failed (its call may have to open the connection itself). Thread-safe.
 /// </summary>
@@ -19,7 +19,8 @@ internal sealed class RateGatePacing(IOptions<GongOptions> options)
 {
     private const int SampleWindow = 64;
     private const int MinimumSamples = 8;
-    private const double Percentile = 0.95;
+    // The slowest of the window, not a percentile: one call in twenty beyond the allowance is a self-caused 429 in a busy window.
+    private const double Percentile = 1.0;
     private static readonly TimeSpan MinimumColdAllowance = TimeSpan.FromMilliseconds(300);
     private static readonly TimeSpan MaximumColdAllowance = TimeSpan.FromSeconds(2);
 
