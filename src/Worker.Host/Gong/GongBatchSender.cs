@@ -1,6 +1,7 @@
 using System.Globalization;
 using Microsoft.Extensions.Options;
 using Npgsql;
+using Worker.Host.Dispatch;
 using Worker.Host.Operations;
 using Worker.Persistence.Entities;
 

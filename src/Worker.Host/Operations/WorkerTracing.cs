@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using Worker.Host.Dispatch;
 using Worker.Host.Gong;
 
 namespace Worker.Host.Operations;

@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
+using Worker.Host.Dispatch;
 using Worker.Host.Gong;
 using Worker.Persistence.Entities;
 

@@ -4,6 +4,7 @@ using System.Net.Sockets;
 using Microsoft.AspNetCore.Http;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.DependencyInjection;
+using Worker.Host.Dispatch;
 using Worker.Host.Gong;
 using Worker.Persistence.Entities;
 using Worker.Testing;

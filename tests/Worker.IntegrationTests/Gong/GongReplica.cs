@@ -3,6 +3,7 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Time.Testing;
 using Npgsql;
+using Worker.Host.Dispatch;
 using Worker.Host.Gong;
 using Worker.Host.Operations;
 

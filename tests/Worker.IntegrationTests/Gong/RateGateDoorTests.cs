@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using Gong.Simulator;
 using Microsoft.EntityFrameworkCore;
+using Worker.Host.Dispatch;
 using Worker.Host.Gong;
 using Worker.Testing;
 
