@@ -3,7 +3,9 @@ using Worker.Host.Gong;
 using Worker.Host.Ingest;
 using Worker.Host.Messaging;
 using Worker.Host.Operations;
+using Worker.Host.Operations.Retention;
 using Worker.Host.Persistence;
+using Worker.Host.Relay;
 
 namespace Worker.Host;
 
@@ -30,7 +32,11 @@ public static class WorkerHost
         builder.AddWorkerIngest();
         builder.AddWorkerMessaging();
         builder.AddGongClient();
+        // Hosted services stop in reverse order: the dispatcher first (its last outcomes reach the outbox), then the
+        // relay flushes them.
+        builder.AddRelay();
         builder.AddDispatch();
+        builder.AddRetention();
         builder.AddWorkerOperations();
         return builder;
     }

@@ -340,8 +340,10 @@ internal sealed partial class DispatcherService(
     // until the lease ends, when another replica may reclaim the batch (and reconcile it), then given up.
     private async Task<T> WithRetriesAsync<T>(LeaseEnd lease, Func<CancellationToken, Task<T>> write)
     {
-        // Wall-clock on purpose: this must make progress during shutdown whatever clock the service runs on.
-        var deadline = DateTime.UtcNow + (lease.Until - timeProvider.GetUtcNow());
+        // Wall-clock on purpose (TimeProvider.System, not the injected clock): this must make progress during shutdown
+        // whatever clock the service runs on.
+        var wallClock = TimeProvider.System;
+        var deadline = wallClock.GetUtcNow() + (lease.Until - timeProvider.GetUtcNow());
         var delay = TimeSpan.FromMilliseconds(200);
         for (var attempt = 1; ; attempt++)
         {
@@ -349,10 +351,10 @@ internal sealed partial class DispatcherService(
             {
                 return await write(CancellationToken.None).ConfigureAwait(false);
             }
-            catch (Exception ex) when (ex is Npgsql.NpgsqlException or InvalidOperationException or TimeoutException && DateTime.UtcNow + delay < deadline)
+            catch (Exception ex) when (ex is Npgsql.NpgsqlException or InvalidOperationException or TimeoutException && wallClock.GetUtcNow() + delay < deadline)
             {
                 LogWriteRetry(ex, attempt);
-                await Task.Delay(delay, CancellationToken.None).ConfigureAwait(false);
+                await Task.Delay(delay, wallClock, CancellationToken.None).ConfigureAwait(false);
                 delay = TimeSpan.FromTicks(Math.Min(delay.Ticks * 2, TimeSpan.FromSeconds(5).Ticks));
             }
         }

@@ -11,7 +11,9 @@ using Worker.Host.Gong;
 using Worker.Host.Ingest;
 using Worker.Host.Messaging;
 using Worker.Host.Operations;
+using Worker.Host.Operations.Retention;
 using Worker.Host.Persistence;
+using Worker.Host.Relay;
 using Worker.Persistence.Entities;
 using Worker.Testing;
 
@@ -52,7 +54,9 @@ internal static class DispatchHarness
         builder.AddWorkerPersistence();
         builder.AddWorkerIngest();
         builder.AddWorkerMessaging();
+        builder.AddRelay();
         builder.AddDispatch();
+        builder.AddRetention();
         builder.Services.AddSingleton(sender ?? gong);
         builder.Services.AddSingleton<IGongDispatchState>(gong);
         return builder.Build();
