@@ -15,23 +15,17 @@ public static class DispatchExtensions
     public static IHostApplicationBuilder AddDispatch(this IHostApplicationBuilder builder)
     {
         ArgumentNullException.ThrowIfNull(builder);
-        builder.Services.AddOptions<DispatchOptions>()
-            .BindConfiguration(DispatchOptions.SectionName)
-            .Configure<IConfiguration>((options, configuration) =>
-            {
-                if (configuration[$"{DispatchOptions.SectionName}:{nameof(DispatchOptions.MaxBatchSize)}"] is null
-                    && configuration.GetValue<int?>("Gong:MaxBatchSize") is { } gongLimit)
-                {
-                    options.MaxBatchSize = gongLimit;
-                }
-            })
-            .ValidateDataAnnotations()
-            .ValidateOnStart();
+        builder.Services.AddOptions<DispatchOptions>().BindConfiguration(DispatchOptions.SectionName)
+            .Configure<IConfiguration>(FallBackToGongBatchLimit).ValidateDataAnnotations().ValidateOnStart();
 
-        // The store holds outcome-unknown prospects until their call can no longer commit (Gong:AttemptTimeout or
+        // The leases hold outcome-unknown prospects until their call can no longer commit (Gong:AttemptTimeout or
         // Gong:ServerCommitBound, plus Gong:ReconcileDelay); the Gong client validates the section.
         builder.Services.AddOptions<Gong.GongOptions>().BindConfiguration(Gong.GongOptions.SectionName);
-        builder.Services.AddSingleton<DispatchStore>();
+        builder.Services.AddSingleton<ProspectStateMachine>();
+        builder.Services.AddSingleton<PendingGroupQuery>();
+        builder.Services.AddSingleton<BatchClaimer>();
+        builder.Services.AddSingleton<BatchLeases>();
+        builder.Services.AddSingleton<OutcomeWriter>();
 
         if (builder.Configuration.GetValue($"{DispatchOptions.SectionName}:Enabled", true))
         {
@@ -39,5 +33,15 @@ public static class DispatchExtensions
         }
 
         return builder;
+    }
+
+    /// <summary><c>Dispatch:MaxBatchSize</c> unset: <c>Gong:MaxBatchSize</c> when that is set.</summary>
+    private static void FallBackToGongBatchLimit(DispatchOptions options, IConfiguration configuration)
+    {
+        if (configuration[$"{DispatchOptions.SectionName}:{nameof(DispatchOptions.MaxBatchSize)}"] is null
+            && configuration.GetValue<int?>("Gong:MaxBatchSize") is { } gongLimit)
+        {
+            options.MaxBatchSize = gongLimit;
+        }
     }
 }

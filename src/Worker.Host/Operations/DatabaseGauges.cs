@@ -1,6 +1,7 @@
 using System.Diagnostics.Metrics;
 using Microsoft.Extensions.Options;
 using Npgsql;
+using Worker.Host.Dispatch;
 using Worker.Host.Gong;
 
 namespace Worker.Host.Operations;
@@ -28,11 +29,11 @@ internal sealed partial class DatabaseGauges : BackgroundService
     public const string BlockedByDailyLimit = "daily_limit";
 
     private static readonly string SampleSql = $"""
-        SELECT status, count(*) FROM prospect_assignments WHERE status IN ('Pending', 'InFlight') GROUP BY status;
-        SELECT min(created_at) FROM prospect_assignments WHERE status = 'Pending';
+        SELECT status, count(*) FROM prospect_assignments WHERE status IN ({StatusSql.Pending}, {StatusSql.InFlight}) GROUP BY status;
+        SELECT min(created_at) FROM prospect_assignments WHERE status = {StatusSql.Pending};
         SELECT count(*), min(created_at) FROM outbox_messages WHERE published_at IS NULL AND failed_at IS NULL;
         SELECT blocked_until, day, day_call_count FROM rate_gate WHERE id = 1;
-        SELECT flow_id, owner_email, count(*) FROM prospect_assignments WHERE status IN ('Pending', 'InFlight')
+        SELECT flow_id, owner_email, count(*) FROM prospect_assignments WHERE status IN ({StatusSql.Pending}, {StatusSql.InFlight})
         GROUP BY flow_id, owner_email ORDER BY 3 DESC, 1, 2 LIMIT {MaxGroupsReported};
         """;
 

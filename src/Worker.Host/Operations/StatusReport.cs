@@ -2,6 +2,7 @@ using System.Globalization;
 using Npgsql;
 using Spectre.Console;
 using Spectre.Console.Rendering;
+using Worker.Host.Dispatch;
 
 namespace Worker.Host.Operations;
 
@@ -34,19 +35,19 @@ public sealed record StatusReport(
     /// <summary>Groups shown in the table; the rest are summed in one line.</summary>
     public const int MaxGroupsShown = 25;
 
-    private const string Sql = """
+    private const string Sql = $"""
         SELECT flow_id, owner_email,
-               count(*) FILTER (WHERE status = 'Pending'),
-               count(*) FILTER (WHERE status = 'InFlight'),
-               min(created_at) FILTER (WHERE status = 'Pending')
+               count(*) FILTER (WHERE status = {StatusSql.Pending}),
+               count(*) FILTER (WHERE status = {StatusSql.InFlight}),
+               min(created_at) FILTER (WHERE status = {StatusSql.Pending})
         FROM prospect_assignments
-        WHERE status IN ('Pending', 'InFlight')
+        WHERE status IN ({StatusSql.Pending}, {StatusSql.InFlight})
         GROUP BY flow_id, owner_email
         ORDER BY 5 NULLS LAST, flow_id, owner_email;
 
         SELECT status, coalesce(error_code, ''), count(*)
         FROM prospect_assignments
-        WHERE status IN ('Assigned', 'NotAssigned', 'Failed', 'Rejected') AND updated_at >= @since AND completed_at >= @since
+        WHERE status IN ({StatusSql.Assigned}, {StatusSql.NotAssigned}, {StatusSql.Failed}, {StatusSql.Rejected}) AND updated_at >= @since AND completed_at >= @since
         GROUP BY 1, 2
         ORDER BY 1, 3 DESC, 2;
 

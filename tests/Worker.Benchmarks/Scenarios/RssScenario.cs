@@ -1,10 +1,8 @@
 using System.Diagnostics;
-using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Options;
 using Npgsql;
 using NpgsqlTypes;
 using Worker.Host.Dispatch;
-using Worker.Persistence;
 using Worker.Testing;
 using static Worker.Benchmarks.Scenarios.BenchSupport;
 
@@ -15,7 +13,7 @@ namespace Worker.Benchmarks.Scenarios;
 /// directly in Postgres with binary COPY, then the worker runs as a separate process (<c>dotnet Worker.Host.dll run</c>
 /// from the Release build, settings as environment variables, simulator at Gong's 3 calls/s) for D seconds while its
 /// RSS is sampled from <c>/proc/&lt;pid&gt;/status</c> (VmRSS, and VmHWM at the end). Afterwards the dispatcher's own
-/// queries (<see cref="DispatchStore.GetPendingGroupsAsync"/> and <see cref="DispatchStore.ClaimAsync"/>) are timed on
+/// queries (<see cref="PendingGroupQuery.GetPendingGroupsAsync"/> and <see cref="BatchClaimer.ClaimAsync"/>) are timed on
 /// the same backlog.
 /// Options: <c>--rss-groups=G</c> (5,000), <c>--rss-per-group=P</c> (200), <c>--rss-seconds=D</c> (30),
 /// <c>--worker-dll=path</c> (default src/Worker.Host/bin/Release/net10.0/Worker.Host.dll of this repository).
@@ -240,30 +238,27 @@ internal sealed class RssScenario : IScenario
 
     private static long ParseKb(string line) => long.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1], Invariant);
 
-    /// <summary>Times the dispatcher's real queries (its <see cref="DispatchStore"/>) on the backlog the process left.</summary>
+    /// <summary>Times the dispatcher's real queries (its <see cref="PendingGroupQuery"/> and <see cref="BatchClaimer"/>) on the backlog the process left.</summary>
     private static async Task<(double LookMs, double ClaimMs)> TimeDispatcherQueriesAsync(TestDatabase database)
     {
         await using var dataSource = NpgsqlDataSource.Create(database.ConnectionString);
-        var store = new DispatchStore(
-            dataSource,
-            new ContextFactory(WorkerDbContextOptions.Create(database.ConnectionString)),
-            Options.Create(new DispatchOptions { ReplicaName = "bench-probe", MaxBatchDelay = TimeSpan.Zero }),
-            Options.Create(new Worker.Host.Gong.GongOptions()),
-            TimeProvider.System);
+        var options = Options.Create(new DispatchOptions { ReplicaName = "bench-probe", MaxBatchDelay = TimeSpan.Zero });
+        var pendingGroups = new PendingGroupQuery(dataSource, options, TimeProvider.System);
+        var claimer = new BatchClaimer(dataSource, options, new ProspectStateMachine(options), TimeProvider.System);
         var looks = new List<double>();
         var claims = new List<double>();
         IReadOnlyList<PendingGroup> groups = [];
         for (var i = 0; i < 5; i++)
         {
             var stopwatch = Stopwatch.StartNew();
-            groups = await store.GetPendingGroupsAsync(CancellationToken.None);
+            groups = await pendingGroups.GetPendingGroupsAsync(CancellationToken.None);
             looks.Add(stopwatch.Elapsed.TotalMilliseconds);
         }
 
         foreach (var group in groups.Take(5))
         {
             var stopwatch = Stopwatch.StartNew();
-            _ = await store.ClaimAsync(group.FlowId, group.OwnerEmail, CancellationToken.None)
+            _ = await claimer.ClaimAsync(group.FlowId, group.OwnerEmail, CancellationToken.None)
                 ?? throw new InvalidOperationException($"Nothing to claim in group {group.FlowId}.");
             claims.Add(stopwatch.Elapsed.TotalMilliseconds);
         }
@@ -287,10 +282,5 @@ internal sealed class RssScenario : IScenario
         }
 
         throw new DirectoryNotFoundException("Worker.sln not found above the benchmark binaries; pass --worker-dll=path.");
-    }
-
-    private sealed class ContextFactory(DbContextOptions<WorkerDbContext> options) : IDbContextFactory<WorkerDbContext>
-    {
-        public WorkerDbContext CreateDbContext() => new(options);
     }
 }

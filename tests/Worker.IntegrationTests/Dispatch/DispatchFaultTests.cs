@@ -106,9 +106,10 @@ public sealed class DispatchFaultTests
         var ids = Ids("twice-", 3);
         await SeedRequestAsync(database, "twice", "104", "owner@example.com", ids, DateTimeOffset.UtcNow.AddSeconds(-5));
         using var host = BuildWorker(database.ConnectionString, vhost, new GongStub(), settings: [.. Fast, new("Dispatch:Enabled", "false")]);
-        var store = host.Services.GetRequiredService<DispatchStore>();
+        var claimer = host.Services.GetRequiredService<BatchClaimer>();
+        var writer = host.Services.GetRequiredService<OutcomeWriter>();
 
-        var batch = await store.ClaimAsync("104", "owner@example.com", CancellationToken.None);
+        var batch = await claimer.ClaimAsync("104", "owner@example.com", CancellationToken.None);
         Assert.NotNull(batch);
         var call = new GongCall
         {
@@ -117,8 +118,8 @@ public sealed class DispatchFaultTests
         };
         var result = new BatchResult([.. ids.Select((id, i) => new ProspectResult(id, ProspectResultKind.Assigned, $"{900 + i}", "Running"))], [call]);
 
-        var first = await store.RecordAsync(batch, result, CancellationToken.None);
-        var again = await store.RecordAsync(batch, result, CancellationToken.None);
+        var first = await writer.RecordAsync(batch, result, CancellationToken.None);
+        var again = await writer.RecordAsync(batch, result, CancellationToken.None);
 
         Assert.Equal((false, false, 1), (first.LeaseLost, first.AlreadyRecorded, first.CompletedRequests));
         Assert.Equal((false, true, 0), (again.LeaseLost, again.AlreadyRecorded, again.CompletedRequests));
@@ -139,7 +140,6 @@ public sealed class DispatchFaultTests
         await using var events = await EventCollector.StartAsync(vhost);
         var connection = new NpgsqlConnectionStringBuilder(database.ConnectionString);
         await using var proxy = new TcpProxy(connection.Host!, connection.Port);
-        proxy.Start();
         var viaProxy = new NpgsqlConnectionStringBuilder(database.ConnectionString) { Host = "127.0.0.1", Port = proxy.Port, Pooling = false }.ConnectionString;
         var answered = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         var gong = new GongStub
@@ -164,7 +164,7 @@ public sealed class DispatchFaultTests
         await answered.Task.WaitAsync(Timeout);
         // Longer than the old budget of five quick tries (about 6 s), well inside the 45 s lease.
         await Task.Delay(TimeSpan.FromSeconds(10));
-        proxy.Start();
+        proxy.Restore();
         await Poll.UntilAsync(() => events.Received.Count >= 1, Timeout, "the request's event");
         await host.StopAsync();
 

@@ -5,6 +5,7 @@ using Microsoft.Extensions.Options;
 using Npgsql;
 using NpgsqlTypes;
 using Worker.Contracts;
+using Worker.Host.Dispatch;
 using Worker.Host.Ingest;
 
 namespace Worker.Host.Operations.Redrive;
@@ -31,10 +32,10 @@ public sealed class Redriver(NpgsqlDataSource dataSource, IngestWriter writer, I
     /// <summary>Prefix of every derived requestId.</summary>
     public const string RequestIdPrefix = "redrive:";
 
-    private const string Filter = """
+    private const string Filter = $"""
         p.redriven_by_request_id IS NULL
-        AND ((p.status = 'Failed' AND (cardinality(@failed_codes) = 0 OR p.error_code = ANY(@failed_codes)))
-          OR (p.status = 'NotAssigned' AND p.error_code = ANY(@not_assigned_codes)))
+        AND ((p.status = {StatusSql.Failed} AND (cardinality(@failed_codes) = 0 OR p.error_code = ANY(@failed_codes)))
+          OR (p.status = {StatusSql.NotAssigned} AND p.error_code = ANY(@not_assigned_codes)))
         AND (@request_id::text IS NULL OR p.assignment_request_id IN (SELECT id FROM assignment_requests WHERE request_id = @request_id))
         AND (@flow_id::text IS NULL OR p.flow_id = @flow_id)
         AND (@from::timestamptz IS NULL OR p.completed_at >= @from)
