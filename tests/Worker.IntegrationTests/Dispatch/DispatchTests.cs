@@ -198,7 +198,6 @@ public sealed class DispatchTests
         await using var events = await EventCollector.StartAsync(vhost);
         var connection = new Npgsql.NpgsqlConnectionStringBuilder(database.ConnectionString);
         await using var proxy = new TcpProxy(connection.Host!, connection.Port);
-        proxy.Start();
         var viaProxy = new Npgsql.NpgsqlConnectionStringBuilder(database.ConnectionString) { Host = "127.0.0.1", Port = proxy.Port, Pooling = false }.ConnectionString;
 
         var sentByDoomed = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -229,7 +228,7 @@ public sealed class DispatchTests
         await survivor.StartAsync();
         await Poll.UntilAsync(() => events.For("doomed") is not null, Timeout, "the reconciled request's event");
 
-        proxy.Start();
+        proxy.Restore();
         await doomed.StopAsync();
         await survivor.StopAsync();
 

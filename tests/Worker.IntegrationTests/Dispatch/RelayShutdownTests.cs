@@ -17,7 +17,6 @@ public sealed class RelayShutdownTests
         await using var vhost = await services.CreateVirtualHostAsync();
         await using var events = await EventCollector.StartAsync(vhost);
         await using var broker = new TcpProxy(vhost.Host, vhost.Port);
-        broker.Start();
         var gong = new GongStub();
         IEnumerable<KeyValuePair<string, string?>> settings =
             [new("Relay:PublishTimeout", "00:01:00"), new("Relay:FlushTimeout", "00:00:01"), new("Dispatch:MaxBatchDelay", "00:00:00")];
@@ -51,7 +50,7 @@ public sealed class RelayShutdownTests
             Assert.True(row.AvailableAt <= DateTimeOffset.UtcNow, $"available_at {row.AvailableAt:O} is in the future");
         }
 
-        broker.Start();
+        broker.Restore();
         using (var next = BuildWorker(database.ConnectionString, vhost, gong, rabbitPort: broker.Port))
         {
             await next.StartAsync();

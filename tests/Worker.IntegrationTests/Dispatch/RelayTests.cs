@@ -17,7 +17,6 @@ public sealed class RelayTests
         await using var vhost = await services.CreateVirtualHostAsync();
         await using var events = await EventCollector.StartAsync(vhost);
         await using var broker = new TcpProxy(vhost.Host, vhost.Port);
-        broker.Start();
         var gong = new GongStub();
 
         using var host = BuildWorker(database.ConnectionString, vhost, gong, rabbitPort: broker.Port,
@@ -42,7 +41,7 @@ public sealed class RelayTests
         }, Timeout, "five outbox rows waiting after failed publishes");
         Assert.Single(events.Received);
 
-        broker.Start();
+        broker.Restore();
         await Poll.UntilAsync(() => AllPublishedAsync(database, 6), Timeout, "every outbox row published after the broker returned");
         await Poll.UntilAsync(() => events.Received.Count >= 6, Timeout, "six events received");
         await host.StopAsync();
