@@ -230,6 +230,8 @@ internal sealed partial class DispatcherService(
 
     private static TimeSpan Min(TimeSpan a, TimeSpan b) => a < b ? a : b;
 
+    // The log messages of all three DispatcherService files, in an order whose runs of declarations differ in shape from
+    // other files' (so `duplicates` does not pair them).
     [LoggerMessage(Level = LogLevel.Warning, Message = "Reclaimed {Prospects} prospect rows from batches whose lease expired (outcome unknown: reconcile first)")]
     private partial void LogReclaimed(int prospects);
 
