@@ -68,7 +68,7 @@ internal sealed partial class DispatcherService
         }
         finally
         {
-            wake.Writer.TryWrite(true);
+            wake.Notify();
         }
     }
 

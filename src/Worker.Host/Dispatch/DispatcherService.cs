@@ -1,4 +1,3 @@
-using System.Threading.Channels;
 using Microsoft.Extensions.Options;
 using Worker.Host.Gong;
 using Worker.Host.Operations;
@@ -39,7 +38,7 @@ internal sealed partial class DispatcherService(
     private static readonly TimeSpan ErrorBackoff = TimeSpan.FromSeconds(1);
     private readonly DispatchOptions settings = options.Value;
     private readonly Dictionary<Guid, Task> running = [];
-    private readonly Channel<bool> wake = Channel.CreateBounded<bool>(new BoundedChannelOptions(1) { FullMode = BoundedChannelFullMode.DropWrite });
+    private readonly WakeSignal wake = new();
     private readonly CancellationTokenSource sendCancellation = new();
     private readonly CancellationTokenSource abandonCancellation = new();
 
@@ -220,12 +219,7 @@ internal sealed partial class DispatcherService(
         }
 
         // Woken by a finished batch; otherwise by the delay (on the injected clock) or shutdown.
-        using var cancel = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        var woken = wake.Reader.WaitToReadAsync(cancel.Token).AsTask();
-        var delay = Task.Delay(wait, timeProvider, cancel.Token);
-        await Task.WhenAny(woken, delay).ConfigureAwait(false);
-        await cancel.CancelAsync().ConfigureAwait(false);
-        wake.Reader.TryRead(out _);
+        await wake.WaitAsync(wait, timeProvider, cancellationToken).ConfigureAwait(false);
     }
 
     private static TimeSpan Min(TimeSpan a, TimeSpan b) => a < b ? a : b;

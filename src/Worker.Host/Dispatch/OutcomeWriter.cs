@@ -177,7 +177,7 @@ internal sealed class OutcomeWriter(
                 .ToListAsync(cancellationToken).ConfigureAwait(false);
             foreach (var request in requests)
             {
-                db.OutboxMessages.Add(OutboxEvents.ForCompleted(ToEvent(request), request.Id, now));
+                db.OutboxMessages.Add(OutboxEvents.ForCompleted(FlowAssignmentCompletedFactory.FromStored(request), request.Id, now));
             }
         }
 
@@ -220,32 +220,6 @@ internal sealed class OutcomeWriter(
 
         await insert.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
     }
-
-    /// <summary>Builds the event of a complete request from its stored rows.</summary>
-    internal static FlowAssignmentCompleted ToEvent(AssignmentRequest request) => new(
-        request.RequestId,
-        request.FlowId,
-        request.OwnerEmail,
-        request.Status ?? RequestStatus.Failed,
-        request.ReceivedAt,
-        request.CompletedAt ?? request.ReceivedAt,
-        [.. request.Prospects.Select(p => new ProspectOutcome(
-            p.CrmProspectId,
-            ToProspectStatus(p.Status),
-            p.FlowInstanceId,
-            p.FlowInstanceStatus,
-            p.ErrorCode,
-            p.ErrorMessage,
-            p.GongRequestId))],
-        string.IsNullOrEmpty(request.RejectionReason) ? [] : request.RejectionReason.Split('\n', StringSplitOptions.RemoveEmptyEntries));
-
-    private static ProspectStatus ToProspectStatus(ProspectAssignmentStatus status) => status switch
-    {
-        ProspectAssignmentStatus.Assigned => ProspectStatus.Assigned,
-        ProspectAssignmentStatus.NotAssigned => ProspectStatus.NotAssigned,
-        ProspectAssignmentStatus.Rejected => ProspectStatus.Rejected,
-        _ => ProspectStatus.Failed,
-    };
 
     private readonly record struct RequestDelta(int Done, int Assigned, int NotAssigned, int Failed);
 }

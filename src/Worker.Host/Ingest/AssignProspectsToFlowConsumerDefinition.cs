@@ -84,12 +84,10 @@ public sealed class AssignProspectsToFlowConsumerDefinition : ConsumerDefinition
             .SetExceptionFilter(f => f.Handle<Exception>(DatabaseOutage.IsOutage)));
 
         // MassTransit's default error pipe (fault event, move to _error) behind IngestErrorFilter, which sends outage
-        // failures back to the queue instead and counts unreadable bodies; what still goes on to the error queue is
-        // counted by reason, so an alert sees error-queue inflow without RabbitMQ's own exporter.
+        // failures back to the queue instead and counts unreadable bodies and, by reason, what goes on to the error queue.
         endpointConfigurator.ConfigureError(e =>
         {
             e.UseFilter(new IngestErrorFilter(metrics));
-            e.UseFilter(new ErrorQueueCountFilter(metrics));
             e.UseFilter(new GenerateFaultFilter());
             e.UseFilter(new ErrorTransportFilter());
         });

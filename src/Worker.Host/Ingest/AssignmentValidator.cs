@@ -1,7 +1,4 @@
-using System.Globalization;
 using System.Net.Mail;
-using System.Security.Cryptography;
-using System.Text;
 using Worker.Contracts;
 using Worker.Host.Operations;
 
@@ -195,7 +192,7 @@ internal static class AssignmentValidator
             valid,
             rejected,
             errors,
-            ContentHash(requestId, flowId, email, ids));
+            RequestContentHash.Of(requestId, flowId, email, ids));
     }
 
     private static string? ProspectIdProblem(string? id)
@@ -271,44 +268,4 @@ internal static class AssignmentValidator
 
     /// <summary>Postgres text holds no NUL nor unpaired surrogate; cap the length (on a character boundary) so an oversized invalid value still fits its column.</summary>
     private static string Storable(string value, int maxLength) => UserText.Truncate(value, maxLength);
-
-    /// <summary>
-    /// SHA-256 over the content that matters: requestId, flowId, the trimmed lower-cased owner email and the set of
-    /// ids (order and duplicates do not change what is asked). Fields are length-prefixed so no two contents collide.
-    /// </summary>
-    private static string ContentHash(string requestId, string? flowId, string? email, IReadOnlyList<string?>? ids)
-    {
-        var builder = new StringBuilder();
-        Append(builder, requestId);
-        Append(builder, flowId);
-        Append(builder, email?.ToLowerInvariant());
-        if (ids is null)
-        {
-            builder.Append("ids:null;");
-        }
-        else
-        {
-            var distinct = ids.Distinct(StringComparer.Ordinal).ToList();
-            distinct.Sort(StringComparer.Ordinal);
-            builder.Append(CultureInfo.InvariantCulture, $"ids:{distinct.Count};");
-            foreach (var id in distinct)
-            {
-                Append(builder, id);
-            }
-        }
-
-        var bytes = Encoding.UTF8.GetBytes(builder.ToString());
-        return Convert.ToHexStringLower(SHA256.HashData(bytes));
-    }
-
-    private static void Append(StringBuilder builder, string? value)
-    {
-        if (value is null)
-        {
-            builder.Append("-1:;");
-            return;
-        }
-
-        builder.Append(value.Length.ToString(CultureInfo.InvariantCulture)).Append(':').Append(value).Append(';');
-    }
 }

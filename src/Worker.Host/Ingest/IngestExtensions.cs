@@ -7,10 +7,7 @@ public static class IngestExtensions
     public static IHostApplicationBuilder AddWorkerIngest(this IHostApplicationBuilder builder)
     {
         ArgumentNullException.ThrowIfNull(builder);
-        builder.Services.AddOptions<IngestOptions>()
-            .BindConfiguration(IngestOptions.SectionName)
-            .ValidateDataAnnotations()
-            .ValidateOnStart();
+        builder.Services.AddOptionsWithValidateOnStart<IngestOptions>().BindConfiguration(IngestOptions.SectionName).ValidateDataAnnotations();
         builder.Services.AddSingleton<IngestWriter>();
         return builder;
     }

@@ -3,7 +3,11 @@ namespace Worker.Host.Operations;
 /// <summary>Paths and tags of the operational HTTP endpoints (also checked against <c>deploy/</c> by a test).</summary>
 public static class HealthEndpoints
 {
-    /// <summary>Liveness: the process answers HTTP; runs no check (a dependency outage must not restart pods).</summary>
+    /// <summary>
+    /// Liveness: the checks tagged <see cref="LiveTag"/>, i.e. only whether the MassTransit bus failed to start for good
+    /// (<c>BusStartHealthCheck</c>: 503, and a restart is the retry). No dependency check: a Postgres or RabbitMQ outage
+    /// after start keeps it 200, since restarting pods would not fix it.
+    /// </summary>
     public const string LivePath = "/health/live";
 
     /// <summary>Readiness: every check tagged <see cref="ReadyTag"/>; 200 when Healthy or Degraded, 503 when Unhealthy.</summary>

@@ -94,7 +94,7 @@ public static class OperationsExtensions
     }
 
     /// <summary>
-    /// Structured JSON logs on stdout, one object per line, with scopes (<see cref="LogScopes"/>) and UTC timestamps.
+    /// Structured JSON logs on stdout, one object per line, with scopes (trace ids) and UTC timestamps.
     /// Used by every subcommand that logs.
     /// </summary>
     /// <param name="builder">The host builder.</param>

@@ -14,11 +14,11 @@ namespace Worker.Host.Relay;
 /// broker confirmed it; a failed or timed-out publish leaves the row for a retry with a doubling wait.
 /// </summary>
 /// <remarks>
-/// A round claims rows with <c>FOR UPDATE SKIP LOCKED</c> and sets <c>locked_until</c> (three publish timeouts ahead)
-/// in the same statement, so two replicas never publish one row at the same time. On stop the relay keeps
-/// publishing for <see cref="RelayOptions.FlushTimeout"/>; it is registered before the dispatcher, so it stops after
-/// the dispatcher has written its last outcomes. A row whose payload cannot be read back as its message type can never
-/// be published: it is dead-lettered (<c>failed_at</c>, <c>failure_reason</c>, counted in
+/// A round claims due rows (<see cref="OutboxRows"/>: locked for three publish timeouts, so two replicas never publish
+/// one row at the same time), publishes them concurrently and marks each. On stop the relay finishes its round and keeps
+/// publishing until <see cref="RelayOptions.FlushTimeout"/> after the stop; it is registered before the dispatcher, so it
+/// stops after the dispatcher has written its last outcomes. A row whose payload cannot be read back as its message type
+/// can never be published: it is dead-lettered (<c>failed_at</c>, <c>failure_reason</c>, counted in
 /// <c>flow_assignment.outbox.dead_lettered</c>, logged once as an error, listed by the view <c>ops_outbox_dead_lettered</c>)
 /// and the rest keep going. Failing publishes are logged once when they start failing and once when they work again
 /// (<see cref="RelayPublishState"/>, also shown by readiness), not once per round.
@@ -33,34 +33,6 @@ internal sealed partial class OutboxRelayService(
     TimeProvider timeProvider,
     ILogger<OutboxRelayService> logger) : BackgroundService
 {
-    private const string ClaimSql = """
-        UPDATE outbox_messages o SET locked_until = @locked_until, attempts = o.attempts + 1
-        FROM (
-            SELECT id FROM outbox_messages
-            WHERE published_at IS NULL AND failed_at IS NULL AND available_at <= @now AND (locked_until IS NULL OR locked_until <= @now)
-            ORDER BY available_at, created_at
-            LIMIT @limit
-            FOR UPDATE SKIP LOCKED) c
-        WHERE o.id = c.id
-        RETURNING o.id, o.message_type, o.payload::text, o.created_at, o.attempts
-        """;
-
-    private const string PublishedSql = """
-        UPDATE outbox_messages SET published_at = @now, locked_until = NULL, last_error = NULL WHERE id = ANY(@ids)
-        """;
-
-    private const string FailedSql = """
-        UPDATE outbox_messages o SET locked_until = NULL, available_at = v.available_at, last_error = v.error
-        FROM unnest(@ids, @available_at, @errors) AS v(id, available_at, error)
-        WHERE o.id = v.id
-        """;
-
-    private const string DeadLetterSql = """
-        UPDATE outbox_messages o SET failed_at = @now, failure_reason = v.reason, last_error = v.reason, locked_until = NULL
-        FROM unnest(@ids, @reasons) AS v(id, reason)
-        WHERE o.id = v.id
-        """;
-
     /// <summary>
     /// Log category of MassTransit's own lines about the relay's publishes (its <c>S-FAULT</c> error, one per failed
     /// publish: up to <see cref="RelayOptions.BatchSize"/> a round). Off in appsettings.json (<c>None</c>): the relay logs
@@ -69,32 +41,14 @@ internal sealed partial class OutboxRelayService(
     internal const string PublishLogCategory = "MassTransit.OutboxRelay";
 
     private static readonly TimeSpan ErrorBackoff = TimeSpan.FromSeconds(1);
+    private readonly OutboxRows outbox = new(dataSource);
     private readonly RelayOptions settings = options.Value;
 
     /// <summary>Publishes one round of due rows; returns how many rows were claimed.</summary>
     internal async Task<int> PublishRoundAsync(CancellationToken cancellationToken)
     {
         var now = timeProvider.GetUtcNow();
-        var rows = new List<OutboxMessage>();
-        await using (var claim = dataSource.CreateCommand(ClaimSql))
-        {
-            claim.Parameters.AddWithValue("now", now);
-            claim.Parameters.AddWithValue("locked_until", now + (settings.PublishTimeout * 3));
-            claim.Parameters.AddWithValue("limit", settings.BatchSize);
-            await using var reader = await claim.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
-            while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
-            {
-                rows.Add(new OutboxMessage
-                {
-                    Id = reader.GetGuid(0),
-                    MessageType = reader.GetString(1),
-                    Payload = reader.GetString(2),
-                    CreatedAt = reader.GetFieldValue<DateTimeOffset>(3),
-                    Attempts = reader.GetInt32(4),
-                });
-            }
-        }
-
+        var rows = await outbox.ClaimAsync(now, now + (settings.PublishTimeout * 3), settings.BatchSize, cancellationToken).ConfigureAwait(false);
         if (rows.Count == 0)
         {
             await ClearFailingIfNothingWaitsAsync(cancellationToken).ConfigureAwait(false);
@@ -134,44 +88,47 @@ internal sealed partial class OutboxRelayService(
             metrics.OutboxPublished(false, null);
         }
 
-        // Marking must not be cancelled by shutdown: a published row left unmarked is only published again (at least once).
         if (published.Count > 0)
         {
-            await using var mark = dataSource.CreateCommand(PublishedSql);
-            mark.Parameters.AddWithValue("now", done);
-            mark.Parameters.AddWithValue("ids", published.Select(r => r.Id).ToArray());
-            await mark.ExecuteNonQueryAsync(CancellationToken.None).ConfigureAwait(false);
+            await outbox.MarkPublishedAsync([.. published.Select(r => r.Id)], done).ConfigureAwait(false);
         }
 
         RecordPublishState(published.Count, failed, done, cancellationToken);
         if (failed.Count > 0)
         {
             LogPublishFailed(failed[0].Error!, failed.Count, rows.Count);
-            await using var mark = dataSource.CreateCommand(FailedSql);
-            mark.Parameters.AddWithValue("ids", failed.Select(f => f.Row.Id).ToArray());
-            // A publish cut short by the caller (the stop signal ending the loop's round, or the flush's time limit) is
-            // not the broker failing: the row is due again at once, so the flush that follows the stop, or the next
-            // replica, publishes it without a retry wait.
+
+            // A publish cut short by the caller (the flush deadline at shutdown) is not the broker failing: the row is due
+            // again at once, so the next replica publishes it without a retry wait.
             var stopped = cancellationToken.IsCancellationRequested;
-            mark.Parameters.AddWithValue("available_at", failed.Select(f => stopped && f.Error is OperationCanceledException ? done : done + RetryDelay(f.Row.Attempts)).ToArray());
-            mark.Parameters.AddWithValue("errors", failed.Select(f => Describe(f.Error!)).ToArray());
-            await mark.ExecuteNonQueryAsync(CancellationToken.None).ConfigureAwait(false);
+            await outbox.MarkFailedAsync(
+                [.. failed.Select(f => f.Row.Id)],
+                [.. failed.Select(f => stopped && f.Error is OperationCanceledException ? done : done + RetryDelay(f.Row.Attempts))],
+                [.. failed.Select(f => Describe(f.Error!))]).ConfigureAwait(false);
         }
 
         return rows.Count;
     }
 
     /// <inheritdoc />
+    /// <remarks>
+    /// The stop signal ends the waits between rounds, never a round: publishes in flight keep waiting for the broker's
+    /// confirm until the flush deadline (<see cref="RelayOptions.FlushTimeout"/> after the stop). Cut short at the stop,
+    /// a publish the broker already holds would leave its row due again and the flush would publish it a second time
+    /// (the same MessageId delivered twice).
+    /// </remarks>
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
+        using var flushDeadline = new CancellationTokenSource();
+        await using var startFlushClock = stoppingToken.Register(() => flushDeadline.CancelAfter(settings.FlushTimeout));
         while (!stoppingToken.IsCancellationRequested)
         {
             var claimed = 0;
             try
             {
-                claimed = await PublishRoundAsync(stoppingToken).ConfigureAwait(false);
+                claimed = await PublishRoundAsync(flushDeadline.Token).ConfigureAwait(false);
             }
-            catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+            catch (OperationCanceledException) when (flushDeadline.IsCancellationRequested)
             {
                 break;
             }
@@ -193,15 +150,15 @@ internal sealed partial class OutboxRelayService(
             }
         }
 
-        await FlushAsync().ConfigureAwait(false);
+        await FlushAsync(flushDeadline.Token).ConfigureAwait(false);
     }
 
-    private async Task FlushAsync()
+    /// <summary>Publishes what is left after the stop (the dispatcher's last outcomes) until none is due or the deadline passes.</summary>
+    private async Task FlushAsync(CancellationToken deadline)
     {
-        using var flush = new CancellationTokenSource(settings.FlushTimeout);
         try
         {
-            while (await PublishRoundAsync(flush.Token).ConfigureAwait(false) > 0)
+            while (await PublishRoundAsync(deadline).ConfigureAwait(false) > 0)
             {
             }
         }
@@ -222,8 +179,7 @@ internal sealed partial class OutboxRelayService(
             return;
         }
 
-        await using var waiting = dataSource.CreateCommand("SELECT EXISTS (SELECT 1 FROM outbox_messages WHERE published_at IS NULL AND failed_at IS NULL)");
-        if (await waiting.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false) is false && publishState.Succeeded() is { } since)
+        if (!await outbox.AnyWaitingAsync(cancellationToken).ConfigureAwait(false) && publishState.Succeeded() is { } since)
         {
             LogPublishingRecovered(timeProvider.GetUtcNow() - since, 0);
         }
@@ -247,11 +203,7 @@ internal sealed partial class OutboxRelayService(
 
     private async Task DeadLetterAsync(List<(OutboxMessage Row, string Reason)> unreadable, DateTimeOffset now)
     {
-        await using var mark = dataSource.CreateCommand(DeadLetterSql);
-        mark.Parameters.AddWithValue("now", now);
-        mark.Parameters.AddWithValue("ids", unreadable.Select(u => u.Row.Id).ToArray());
-        mark.Parameters.AddWithValue("reasons", unreadable.Select(u => u.Reason).ToArray());
-        await mark.ExecuteNonQueryAsync(CancellationToken.None).ConfigureAwait(false);
+        await outbox.DeadLetterAsync([.. unreadable.Select(u => u.Row.Id)], [.. unreadable.Select(u => u.Reason)], now).ConfigureAwait(false);
         metrics.OutboxDeadLettered(unreadable.Count);
         foreach (var (row, reason) in unreadable)
         {

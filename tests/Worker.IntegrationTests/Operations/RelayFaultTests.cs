@@ -1,5 +1,8 @@
 using System.Net;
 using System.Text.Json;
+using MassTransit;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
 using Npgsql;
 using RabbitMQ.Client;
 using Worker.Contracts;
@@ -13,7 +16,7 @@ namespace Worker.IntegrationTests.Operations;
 /// <summary>
 /// Issue 11 case 9 (relay part), against real Postgres and RabbitMQ: an outbox row whose payload cannot be read is
 /// dead-lettered while the rest are published; publishes the broker refuses make readiness Degraded and are logged once
-/// per state change, not once per round.
+/// per state change, not once per round; a publish in flight at stop is awaited, never published again by the flush.
 /// </summary>
 public sealed class RelayFaultTests
 {
@@ -61,10 +64,7 @@ public sealed class RelayFaultTests
         await using var amqp = await new ConnectionFactory { Uri = vhost.AmqpUri }.CreateConnectionAsync();
         await using (var channel = await amqp.CreateChannelAsync())
         {
-            await channel.ExchangeDeclareAsync(EventExchange, ExchangeType.Fanout, durable: true, autoDelete: false);
-            await channel.QueueDeclareAsync("refuse-all", durable: true, exclusive: false, autoDelete: false,
-                arguments: new Dictionary<string, object?> { ["x-max-length"] = 0, ["x-overflow"] = "reject-publish" });
-            await channel.QueueBindAsync("refuse-all", EventExchange, string.Empty);
+            await BindEventQueueAsync(channel, "refuse-all", new Dictionary<string, object?> { ["x-max-length"] = 0, ["x-overflow"] = "reject-publish" });
         }
 
         for (var i = 1; i <= 3; i++)
@@ -96,6 +96,50 @@ public sealed class RelayFaultTests
         var lines = RelayLines(worker);
         Assert.True(lines.Count == 2, $"expected two relay lines (failing, working again), saw {lines.Count}:\n{string.Join('\n', lines)}");
         Assert.Contains("works again", lines[1], StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task A_publish_whose_confirm_arrives_after_the_stop_is_marked_and_not_published_again_by_the_flush()
+    {
+        var services = await TestServices.GetAsync();
+        await using var database = await services.CreateDatabaseAsync();
+        await using var vhost = await services.CreateVirtualHostAsync();
+        await using var worker = await RunningWorker.StartAsync(Settings(database, vhost));
+        var relay = worker.App.Services.GetServices<IHostedService>().OfType<OutboxRelayService>().Single();
+        await using var amqp = await new ConnectionFactory { Uri = vhost.AmqpUri }.CreateConnectionAsync();
+        await using var probe = await amqp.CreateChannelAsync();
+        await BindEventQueueAsync(probe, "count-all");
+        var publishes = new ConfirmHold();
+        using (worker.App.Services.GetRequiredService<IBus>().ConnectPublishObserver(publishes))
+        {
+            try
+            {
+                await InsertCompletedAsync(database, "confirmed-after-stop", Payload("confirmed-after-stop"));
+
+                // The broker has the event and the publish waits for its confirm (held here) when the stop signal comes.
+                await publishes.Held.WaitAsync(TimeSpan.FromSeconds(30));
+                var stopping = relay.StopAsync(CancellationToken.None);
+                publishes.Release();
+                await stopping.WaitAsync(TimeSpan.FromSeconds(30));
+            }
+            finally
+            {
+                publishes.Release();
+            }
+        }
+
+        // One publish, one message at the broker, the row marked: the shutdown flush did not send it a second time.
+        Assert.Equal(1, publishes.Started);
+        Assert.Equal(1u, await probe.MessageCountAsync("count-all"));
+        Assert.Equal(1L, await ScalarAsync<long>(database, "SELECT count(*) FROM outbox_messages WHERE published_at IS NOT NULL AND attempts = 1"));
+    }
+
+    /// <summary>Declares the event exchange as MassTransit does and binds <paramref name="queue"/> to it.</summary>
+    private static async Task BindEventQueueAsync(IChannel channel, string queue, IDictionary<string, object?>? arguments = null)
+    {
+        await channel.ExchangeDeclareAsync(EventExchange, ExchangeType.Fanout, durable: true, autoDelete: false);
+        await channel.QueueDeclareAsync(queue, durable: true, exclusive: false, autoDelete: false, arguments: arguments);
+        await channel.QueueBindAsync(queue, EventExchange, string.Empty);
     }
 
     private static List<string> RelayLines(RunningWorker worker) =>
@@ -160,5 +204,45 @@ public sealed class RelayFaultTests
         }
 
         return rows;
+    }
+
+    /// <summary>
+    /// Counts the relay's publishes and holds the first one's completion (after the broker confirmed it) until
+    /// <see cref="Release"/>: to the relay, a confirm that arrives late.
+    /// </summary>
+    private sealed class ConfirmHold : IPublishObserver
+    {
+        private readonly TaskCompletionSource held = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        private readonly TaskCompletionSource released = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        private int started;
+
+        public Task Held => held.Task;
+
+        public int Started => Volatile.Read(ref started);
+
+        public void Release() => released.TrySetResult();
+
+        public Task PrePublish<T>(PublishContext<T> context)
+            where T : class
+        {
+            if (context.Message is FlowAssignmentCompleted)
+            {
+                Interlocked.Increment(ref started);
+            }
+
+            return Task.CompletedTask;
+        }
+
+        public async Task PostPublish<T>(PublishContext<T> context)
+            where T : class
+        {
+            if (context.Message is FlowAssignmentCompleted && held.TrySetResult())
+            {
+                await released.Task;
+            }
+        }
+
+        public Task PublishFault<T>(PublishContext<T> context, Exception exception)
+            where T : class => Task.CompletedTask;
     }
 }

@@ -7,7 +7,7 @@ namespace Worker.UnitTests.Ingest;
 
 /// <summary>
 /// The <c>reason</c> of <c>flow_assignment_messages_moved_to_error_queue_total</c>: a Postgres error that is no outage
-/// is <c>other</c>; an outage is never counted because it never reaches the error pipe's counting filter.
+/// is <c>other</c>; an outage is never counted because the error pipe's filter rethrows it before counting.
 /// </summary>
 public sealed class ErrorQueueReasonTests
 {
@@ -19,14 +19,14 @@ public sealed class ErrorQueueReasonTests
         var refused = new PostgresException("refused", "FATAL", "FATAL", sqlState);
 
         Assert.False(DatabaseOutage.IsOutage(refused));
-        Assert.Equal(ErrorQueueReasons.Other, ErrorQueueCountFilter.Classify(refused));
+        Assert.Equal(ErrorQueueReasons.Other, IngestErrorFilter.Classify(refused));
     }
 
     [Fact]
     public void Every_failure_the_removed_database_unavailable_reason_counted_is_an_outage_the_error_filter_rethrows()
     {
-        // What ErrorQueueCountFilter once counted as database_unavailable without a non-transient Postgres error:
-        // IngestErrorFilter (before it in the error pipe) rethrows each, so the message goes back to the queue.
+        // What the error-queue count once counted as database_unavailable without a non-transient Postgres error:
+        // IngestErrorFilter rethrows each before counting, so the message goes back to the queue.
         Exception[] outages =
         [
             new NpgsqlException("lost", new SocketException((int)SocketError.ConnectionRefused)),
