@@ -9,7 +9,8 @@ using Polly.Retry;
 namespace Worker.Host.Gong;
 
 /// <summary>Registers the Gong client: options, the typed HttpClient with its Polly pipeline, the shared rate gate,
-/// <see cref="IGongBatchSender"/> and <see cref="IGongDispatchState"/>.</summary>
+/// <see cref="IGongBatchSender"/> (the send loop and the parts it composes: gated caller, unknown-outcome reconciler,
+/// batch size guard, call recorder) and <see cref="IGongDispatchState"/>.</summary>
 public static class GongExtensions
 {
     /// <summary>Name of the Polly pipeline on the Gong HttpClient (appears in resilience telemetry).</summary>
@@ -56,6 +57,10 @@ public static class GongExtensions
         services.AddSingleton<GongBatchLimit>();
         services.AddSingleton<GongDispatchState>();
         services.AddSingleton<IGongDispatchState>(sp => sp.GetRequiredService<GongDispatchState>());
+        services.AddSingleton<GongCallRecorder>();
+        services.AddSingleton<BatchSizeGuard>();
+        services.AddTransient<GongGatedCaller>();
+        services.AddTransient<UnknownOutcomeReconciler>();
         services.AddTransient<IGongBatchSender, GongBatchSender>();
 
         services.AddHttpClient<GongApiClient>((sp, client) =>
