@@ -59,6 +59,7 @@ public static class GongExtensions
         services.AddSingleton<IGongDispatchState>(sp => sp.GetRequiredService<GongDispatchState>());
         services.AddSingleton<GongCallRecorder>();
         services.AddSingleton<BatchSizeGuard>();
+        services.AddSingleton<GongGatedCaller.TooManyRequestsBackoff>();
         services.AddTransient<GongGatedCaller>();
         services.AddTransient<UnknownOutcomeReconciler>();
         services.AddTransient<IGongBatchSender, GongBatchSender>();

@@ -14,9 +14,9 @@ namespace Worker.Host.Gong;
 /// <item>takes a slot from the shared <see cref="PostgresRateGate"/>; a caller too late for its slot sends nothing,
 /// refunds the slot and queues again;</item>
 /// <item>records the call (<see cref="GongCallRecorder"/>);</item>
-/// <item>429: blocks the gate for every replica until Retry-After (seconds or HTTP date; without it a backoff of
-/// <c>TooManyRequestsBackoff</c> doubling to <c>TooManyRequestsMaxBackoff</c>), clamped to <c>MaxRetryAfter</c>, plus
-/// <c>RetryAfterMargin</c>; any other status restarts that backoff;</item>
+/// <item>429: blocks the gate for every replica until Retry-After (seconds or HTTP date; without it
+/// <see cref="TooManyRequestsBackoff"/>), clamped to <c>MaxRetryAfter</c>, plus <c>RetryAfterMargin</c>; any other
+/// status restarts that backoff;</item>
 /// <item>401: the credentials pause every replica shares (<see cref="GongDispatchState"/>: one step of backoff per
 /// refused probe); any other answer to a call started after the pause began ends it.</item>
 /// </list>
@@ -28,6 +28,7 @@ internal sealed partial class GongGatedCaller(
     PostgresRateGate gate,
     RateGatePacing pacing,
     GongDispatchState state,
+    GongGatedCaller.TooManyRequestsBackoff backoff,
     GongCallRecorder recorder,
     IOptions<GongOptions> options,
     WorkerMetrics metrics,
@@ -177,7 +178,7 @@ internal sealed partial class GongGatedCaller(
 
         if (result.HttpStatus is { } s && s != 429)
         {
-            state.RecordNotThrottled();
+            backoff.Reset();
         }
     }
 
@@ -185,7 +186,7 @@ internal sealed partial class GongGatedCaller(
     {
         var o = options.Value;
         var now = time.GetUtcNow();
-        var until = result.RetryAfterUntil ?? now + state.NextTooManyRequestsBackoff();
+        var until = result.RetryAfterUntil ?? now + backoff.Next();
         var retryAfter = until - now;
         var clamped = retryAfter > o.MaxRetryAfter;
         if (clamped)
@@ -236,4 +237,34 @@ internal sealed partial class GongGatedCaller(
 
     [LoggerMessage(Level = LogLevel.Error, Message = "Rate gate unavailable for batch {BatchId}; the batch goes back to Pending")]
     private partial void LogGateUnavailable(Exception exception, Guid batchId);
+
+    /// <summary>The gate block for a 429 without Retry-After: <c>TooManyRequestsBackoff × 2^(such 429s in a row − 1)</c>,
+    /// capped at <c>TooManyRequestsMaxBackoff</c>. One per process (a singleton), thread-safe.</summary>
+    internal sealed class TooManyRequestsBackoff(IOptions<GongOptions> options)
+    {
+        private readonly Lock sync = new();
+        private int inARow;
+
+        /// <summary>Counts a 429 without Retry-After and returns how long to block the gate for it.</summary>
+        public TimeSpan Next()
+        {
+            var o = options.Value;
+            lock (sync)
+            {
+                inARow = Math.Min(inARow + 1, 30);
+                return TimeSpan.FromTicks(Math.Min(
+                    o.TooManyRequestsMaxBackoff.Ticks,
+                    o.TooManyRequestsBackoff.Ticks * (long)Math.Pow(2, Math.Min(inARow - 1, 20))));
+            }
+        }
+
+        /// <summary>Records an answer other than 429: the backoff starts again from its base.</summary>
+        public void Reset()
+        {
+            lock (sync)
+            {
+                inARow = 0;
+            }
+        }
+    }
 }
