@@ -13,9 +13,6 @@ namespace Worker.Host.Gong;
 /// batch size guard, call recorder) and <see cref="IGongDispatchState"/>.</summary>
 public static class GongExtensions
 {
-    /// <summary>Name of the Polly pipeline on the Gong HttpClient (appears in resilience telemetry).</summary>
-    public const string PipelineName = "gong";
-
     /// <summary>
     /// Adds the Gong client. Options are validated at start (<c>ValidateOnStart</c>): a missing or doubled auth mode,
     /// plain http to a non-loopback host or an out-of-range number stops the host with a message naming the setting
@@ -107,6 +104,9 @@ public static class GongExtensions
             });
         return builder;
     }
+
+    /// <summary>Name of the Polly pipeline on the Gong HttpClient (appears in resilience telemetry).</summary>
+    public const string PipelineName = "gong";
 
     /// <summary>A warm-up request (<see cref="GongApiClient.WarmUpAsync"/>) is neither retried nor counted by the breaker.</summary>
     private static bool IsWarmUp(ResilienceContext context) =>
