@@ -20,8 +20,9 @@ namespace Worker.Host.Gong;
 /// <item>401: the credentials pause every replica shares (<see cref="GongDispatchState"/>: one step of backoff per
 /// refused probe); any other answer to a call started after the pause began ends it.</item>
 /// </list>
-/// A 429, a 401, a blocked or unreadable gate and shutdown halt the send (<see cref="BatchSend.Halt"/>); the gate or the
-/// pause then holds the work, never the prospects' own <c>available_at</c>.
+/// A 429, a 401, a blocked or unreadable gate and shutdown halt the send (<see cref="BatchSend.Halt"/>). After a 429 or a
+/// 401 the shared block or pause holds the work, not the prospects' own <c>available_at</c> (unless the block could not
+/// be stored).
 /// </summary>
 internal sealed partial class GongGatedCaller(
     GongApiClient client,
