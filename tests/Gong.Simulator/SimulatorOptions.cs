@@ -54,6 +54,12 @@ public sealed class SimulatorOptions
     /// </summary>
     public string? TransientUnexpectedErrorIdPrefix { get; set; } = "flaky-";
 
+    /// <summary>
+    /// Prospect ids starting with this are neither assigned nor listed in either list of the 200 answer (an answer that
+    /// forgets a prospect). Null or empty (the default) disables the rule.
+    /// </summary>
+    public string? MissingFromAnswerIdPrefix { get; set; }
+
     /// <summary>Status of a newly created flow instance (Gong: Pending, Running or Paused).</summary>
     public string NewInstanceStatus { get; set; } = "Running";
 

@@ -508,6 +508,11 @@ public sealed class SimulatorState
             foreach (var id in ids)
             {
                 hasDuplicates |= !seenInCall.Add(id);
+                if (HasPrefix(id, Options.MissingFromAnswerIdPrefix))
+                {
+                    continue;
+                }
+
                 var failure = Decide(id, flow);
                 if (failure is { } f)
                 {

@@ -20,7 +20,6 @@ internal sealed partial class GongDispatchState(
 {
     private readonly Lock sync = new();
     private GongPause? pause;
-    private int tooManyRequestsWithoutHeaderInARow;
 
     /// <inheritdoc />
     public GongPause? Pause
@@ -100,29 +99,6 @@ internal sealed partial class GongDispatchState(
             {
                 pause = null;
             }
-        }
-    }
-
-    /// <summary>The gate block for a 429 without Retry-After: <c>TooManyRequestsBackoff × 2^(such 429s in a row − 1)</c>,
-    /// capped at <c>TooManyRequestsMaxBackoff</c>.</summary>
-    public TimeSpan NextTooManyRequestsBackoff()
-    {
-        var o = options.Value;
-        lock (sync)
-        {
-            tooManyRequestsWithoutHeaderInARow = Math.Min(tooManyRequestsWithoutHeaderInARow + 1, 30);
-            return TimeSpan.FromTicks(Math.Min(
-                o.TooManyRequestsMaxBackoff.Ticks,
-                o.TooManyRequestsBackoff.Ticks * (long)Math.Pow(2, Math.Min(tooManyRequestsWithoutHeaderInARow - 1, 20))));
-        }
-    }
-
-    /// <summary>Records an answer other than 429: the 429 backoff starts again from its base.</summary>
-    public void RecordNotThrottled()
-    {
-        lock (sync)
-        {
-            tooManyRequestsWithoutHeaderInARow = 0;
         }
     }
 

@@ -9,12 +9,10 @@ using Polly.Retry;
 namespace Worker.Host.Gong;
 
 /// <summary>Registers the Gong client: options, the typed HttpClient with its Polly pipeline, the shared rate gate,
-/// <see cref="IGongBatchSender"/> and <see cref="IGongDispatchState"/>.</summary>
+/// <see cref="IGongBatchSender"/> (the send loop and the parts it composes: gated caller, unknown-outcome reconciler,
+/// batch size guard, call recorder) and <see cref="IGongDispatchState"/>.</summary>
 public static class GongExtensions
 {
-    /// <summary>Name of the Polly pipeline on the Gong HttpClient (appears in resilience telemetry).</summary>
-    public const string PipelineName = "gong";
-
     /// <summary>
     /// Adds the Gong client. Options are validated at start (<c>ValidateOnStart</c>): a missing or doubled auth mode,
     /// plain http to a non-loopback host or an out-of-range number stops the host with a message naming the setting
@@ -56,6 +54,11 @@ public static class GongExtensions
         services.AddSingleton<GongBatchLimit>();
         services.AddSingleton<GongDispatchState>();
         services.AddSingleton<IGongDispatchState>(sp => sp.GetRequiredService<GongDispatchState>());
+        services.AddSingleton<GongCallRecorder>();
+        services.AddSingleton<BatchSizeGuard>();
+        services.AddSingleton<GongGatedCaller.TooManyRequestsBackoff>();
+        services.AddTransient<GongGatedCaller>();
+        services.AddTransient<UnknownOutcomeReconciler>();
         services.AddTransient<IGongBatchSender, GongBatchSender>();
 
         services.AddHttpClient<GongApiClient>((sp, client) =>
@@ -101,6 +104,9 @@ public static class GongExtensions
             });
         return builder;
     }
+
+    /// <summary>Name of the Polly pipeline on the Gong HttpClient (appears in resilience telemetry).</summary>
+    public const string PipelineName = "gong";
 
     /// <summary>A warm-up request (<see cref="GongApiClient.WarmUpAsync"/>) is neither retried nor counted by the breaker.</summary>
     private static bool IsWarmUp(ResilienceContext context) =>

@@ -1,7 +1,7 @@
 using System.Globalization;
 using System.Net;
 using System.Net.Sockets;
-using Microsoft.AspNetCore.Http;
+using Gong.Simulator;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.DependencyInjection;
 using Worker.Host.Dispatch;
@@ -11,58 +11,70 @@ using Worker.Testing;
 
 namespace Worker.IntegrationTests.Gong;
 
-/// <summary>The Gong client against a stub on loopback and a real Postgres rate gate (issue 4's list, one test per case).</summary>
+/// <summary>
+/// The Gong client against the Gong simulator on loopback (its fault knobs script each case) and a real Postgres rate
+/// gate (issue 4's list, one test per case). The simulator and the replica share a fake clock; the two real-time rate
+/// tests run on the system clock.
+/// </summary>
 [Collection(SerialCollection.Name)]
 public sealed class GongBatchSenderTests
 {
-    private static readonly string Flow = GongReplica.FlowId;
+    private const string Flow = GongReplica.FlowId;
 
     [Fact]
     public async Task A_200_with_98_assigned_1_InvalidState_1_UnexpectedError_retries_only_the_last()
     {
         await using var env = await Env.StartAsync();
-        env.Stub.OnAssign = r => Task.FromResult<IResult?>(Results.Json(env.Stub.Answer(r, id => id switch
-        {
-            "p099" => ("InvalidState", "Prospect is in an exclusive flow"),
-            "p100" => ("UnexpectedError", "Try again"),
-            _ => null,
-        })));
-        var ids = GongReplica.Ids("p", 100);
+        // The simulator's id rules: "blocked-" gets InvalidState, "unexpected-" UnexpectedError.
+        var ids = GongReplica.Ids("p", 98).Append("blocked-099").Append("unexpected-100").ToList();
 
         var result = await env.Clock.DriveAsync(env.Replica.Sender.SendAsync(GongReplica.Batch(ids), CancellationToken.None));
 
         Assert.Equal(100, result.Prospects.Count);
         Assert.Equal(98, result.Prospects.Count(p => p.Kind == ProspectResultKind.Assigned && p.FlowInstanceId is not null));
         var invalid = Assert.Single(result.Prospects, p => p.Kind == ProspectResultKind.NotAssigned);
-        Assert.Equal(("p099", "InvalidState", "Prospect is in an exclusive flow"), (invalid.CrmProspectId, invalid.ErrorCode, invalid.ErrorMessage));
+        Assert.Equal(("blocked-099", "InvalidState"), (invalid.CrmProspectId, invalid.ErrorCode));
+        Assert.Contains("cool-off", invalid.ErrorMessage, StringComparison.Ordinal);
         var retry = Assert.Single(result.Prospects, p => p.Kind == ProspectResultKind.RetryLater);
-        Assert.Equal(("p100", "UnexpectedError"), (retry.CrmProspectId, retry.ErrorCode));
+        Assert.Equal(("unexpected-100", "UnexpectedError"), (retry.CrmProspectId, retry.ErrorCode));
         Assert.False(retry.ReconcileFirst);
 
         var call = Assert.Single(result.Calls);
         Assert.Equal(("assign", 200, GongCallOutcomeClass.Answered, 100), (call.Endpoint, call.HttpStatus, call.OutcomeClass, call.ProspectCount));
-        Assert.StartsWith("req-", call.GongRequestId, StringComparison.Ordinal);
+        var seen = Assert.Single(env.Calls);
+        Assert.Equal(seen.RequestId, call.GongRequestId);
         Assert.All(result.Prospects, p => Assert.Equal(call.GongRequestId, p.GongRequestId));
 
-        // Gong's exact wire: names, one flow and owner, no duplicate, Basic auth.
-        var sent = Assert.Single(env.Stub.Assigns);
-        Assert.Equal(ids, sent.Ids);
-        Assert.Equal((Flow, GongReplica.Owner), (sent.FlowId, sent.OwnerEmail));
-        Assert.Contains("\"crmProspectsIds\"", sent.Body, StringComparison.Ordinal);
-        Assert.Equal("Basic " + Convert.ToBase64String("test-key:test-secret"u8.ToArray()), sent.Authorization);
+        // Gong's exact wire: the simulator answers 200 only to its body names (crmProspectsIds, flowId,
+        // flowInstanceOwnerEmail) with Basic auth of test-key:test-secret; one flow and owner, no duplicate.
+        Assert.Equal((200, (string?)null), (seen.Status, seen.Fault));
+        Assert.Equal(ids, seen.Ids);
+        Assert.Equal((Flow, GongReplica.Owner), (seen.FlowId, seen.OwnerEmail));
+        Assert.Equal(0, env.Simulator.State.GetStats().CallsWithDuplicateIds);
     }
 
     [Fact]
     public async Task A_prospect_absent_from_both_lists_is_Failed_MissingFromResponse()
     {
-        await using var env = await Env.StartAsync();
-        env.Stub.OnAssign = r => Task.FromResult<IResult?>(Results.Json(env.Stub.Answer(r, omit: new HashSet<string> { "ghost" })));
+        await using var env = await Env.StartAsync(simulator: o => o.MissingFromAnswerIdPrefix = "ghost");
 
         var result = await env.Clock.DriveAsync(env.Replica.Sender.SendAsync(GongReplica.Batch(["a", "ghost", "b"]), CancellationToken.None));
 
         var ghost = Assert.Single(result.Prospects, p => p.CrmProspectId == "ghost");
         Assert.Equal((ProspectResultKind.Failed, "MissingFromResponse"), (ghost.Kind, ghost.ErrorCode));
         Assert.All(result.Prospects.Where(p => p.CrmProspectId != "ghost"), p => Assert.Equal(ProspectResultKind.Assigned, p.Kind));
+        Assert.Equal((2, 0), (Assert.Single(env.Calls).Assigned, env.Calls[0].NotAssigned));
+    }
+
+    [Fact]
+    public async Task Every_gong_calls_row_names_the_configured_replica()
+    {
+        await using var env = await Env.StartAsync(configure: services => services.Configure<DispatchOptions>(o => o.ReplicaName = "replica-7"));
+
+        var result = await env.Clock.DriveAsync(env.Replica.Sender.SendAsync(GongReplica.Batch(["n1", "n2"], reconcileFirst: ["n1"]), CancellationToken.None));
+
+        Assert.Equal(["lookup", "lookup", "assign"], result.Calls.Select(c => c.Endpoint));
+        Assert.All(result.Calls, c => Assert.Equal("replica-7", c.Replica));
     }
 
     [Fact]
@@ -70,17 +82,14 @@ public sealed class GongBatchSenderTests
     {
         await using var env = await Env.StartAsync();
         await using var second = await env.StartReplicaAsync();
-        var throttled = 0;
-        env.Stub.OnAssign = _ => Task.FromResult(Interlocked.Increment(ref throttled) == 1
-            ? GongStub.Error(429, "API request limit exceeded", new Dictionary<string, string> { ["Retry-After"] = "2" })
-            : null);
+        env.Script(new ScriptedFault { Kind = FaultKind.RateLimited, RetryAfterSeconds = 2, RetryAfterMode = RetryAfterMode.Seconds });
 
         var first = await env.Clock.DriveAsync(env.Replica.Sender.SendAsync(GongReplica.Batch(["a1", "a2"]), CancellationToken.None));
         Assert.All(first.Prospects, p => Assert.Equal(ProspectResultKind.Requeue, p.Kind));
         Assert.All(first.Prospects, p => Assert.False(p.ReconcileFirst));
         var call = Assert.Single(first.Calls);
         Assert.Equal((429, GongCallOutcomeClass.SafeToResend, 2.0), (call.HttpStatus, call.OutcomeClass, call.RetryAfterSeconds));
-        var throttledAt = Assert.Single(env.Stub.Requests).ArrivedAt;
+        var throttledAt = Assert.Single(env.Calls).Time;
         Assert.True(await second.State.GetBlockedUntilAsync(CancellationToken.None) >= throttledAt + TimeSpan.FromSeconds(2));
 
         var both = Task.WhenAll(
@@ -89,9 +98,9 @@ public sealed class GongBatchSenderTests
         var results = await env.Clock.DriveAsync(both);
 
         Assert.All(results.SelectMany(r => r.Prospects), p => Assert.Equal(ProspectResultKind.Assigned, p.Kind));
-        var later = env.Stub.Requests.Skip(1).ToList();
+        var later = env.Calls.Skip(1).ToList();
         Assert.Equal(2, later.Count);
-        Assert.All(later, r => Assert.True(r.ArrivedAt >= throttledAt + TimeSpan.FromSeconds(2), $"call at {r.ArrivedAt:O}, 429 at {throttledAt:O}"));
+        Assert.All(later, r => Assert.True(r.Time >= throttledAt + TimeSpan.FromSeconds(2), $"call at {r.Time:O}, 429 at {throttledAt:O}"));
     }
 
     [Fact]
@@ -99,10 +108,7 @@ public sealed class GongBatchSenderTests
     {
         await using var env = await Env.StartAsync();
         var until = DateTimeOffset.FromUnixTimeSeconds(env.Clock.GetUtcNow().ToUnixTimeSeconds() + 7);
-        var throttled = 0;
-        env.Stub.OnAssign = _ => Task.FromResult(Interlocked.Increment(ref throttled) == 1
-            ? GongStub.Error(429, "limit", new Dictionary<string, string> { ["Retry-After"] = until.ToString("r", CultureInfo.InvariantCulture) })
-            : null);
+        env.Script(new ScriptedFault { Kind = FaultKind.RateLimited, RetryAfterHeader = until.ToString("r", CultureInfo.InvariantCulture) });
 
         var first = await env.Clock.DriveAsync(env.Replica.Sender.SendAsync(GongReplica.Batch(["x"]), CancellationToken.None));
         var requeued = Assert.Single(first.Prospects);
@@ -113,19 +119,19 @@ public sealed class GongBatchSenderTests
 
         var second = await env.Clock.DriveAsync(env.Replica.Sender.SendAsync(GongReplica.Batch(["x"]), CancellationToken.None));
         Assert.Equal(ProspectResultKind.Assigned, Assert.Single(second.Prospects).Kind);
-        Assert.True(env.Stub.Requests.Last().ArrivedAt >= until);
+        Assert.True(env.Calls[^1].Time >= until);
     }
 
     [Fact]
     public async Task A_429_without_Retry_After_blocks_the_gate_for_the_configured_backoff()
     {
         await using var env = await Env.StartAsync();
-        var throttled = 0;
-        env.Stub.OnAssign = _ => Task.FromResult(Interlocked.Increment(ref throttled) == 1 ? GongStub.Error(429, "limit") : null);
+        env.Script(new ScriptedFault { Kind = FaultKind.RateLimited, RetryAfterMode = RetryAfterMode.None });
 
         var first = await env.Clock.DriveAsync(env.Replica.Sender.SendAsync(GongReplica.Batch(["x"]), CancellationToken.None));
         var at = env.Clock.GetUtcNow();
 
+        Assert.Null(Assert.Single(env.Calls).RetryAfter);
         Assert.Equal(ProspectResultKind.Requeue, Assert.Single(first.Prospects).Kind);
         Assert.Equal(5.0, Assert.Single(first.Calls).RetryAfterSeconds);
         var blocked = await env.Replica.State.GetBlockedUntilAsync(CancellationToken.None);
@@ -134,18 +140,15 @@ public sealed class GongBatchSenderTests
 
         var second = await env.Clock.DriveAsync(env.Replica.Sender.SendAsync(GongReplica.Batch(["x"]), CancellationToken.None));
         Assert.Equal(ProspectResultKind.Assigned, Assert.Single(second.Prospects).Kind);
-        var requests = env.Stub.Requests.ToList();
-        Assert.True(requests[1].ArrivedAt - requests[0].ArrivedAt >= TimeSpan.FromSeconds(5));
+        var calls = env.Calls;
+        Assert.True(calls[1].Time - calls[0].Time >= TimeSpan.FromSeconds(5));
     }
 
     [Fact]
     public async Task Five_429s_then_200_succeeds_without_using_an_attempt()
     {
         await using var env = await Env.StartAsync();
-        var calls = 0;
-        env.Stub.OnAssign = _ => Task.FromResult(Interlocked.Increment(ref calls) <= 5
-            ? GongStub.Error(429, "limit", new Dictionary<string, string> { ["Retry-After"] = "1" })
-            : null);
+        env.Script([.. Enumerable.Range(0, 5).Select(_ => new ScriptedFault { Kind = FaultKind.RateLimited, RetryAfterSeconds = 1, RetryAfterMode = RetryAfterMode.Seconds })]);
         var batch = GongReplica.Batch(["p1", "p2", "p3"]);
 
         // As the dispatcher does: Requeue puts the prospects back; the next claim sends them again.
@@ -161,76 +164,56 @@ public sealed class GongBatchSenderTests
 
         Assert.Equal(6, sends);
         Assert.All(result.Prospects, p => Assert.Equal(ProspectResultKind.Assigned, p.Kind));
-        Assert.Equal(6, env.Stub.Assigns.Count);
+        Assert.Equal([429, 429, 429, 429, 429, 200], env.Calls.Select(c => c.Status));
     }
 
     [Fact]
     public async Task A_500_after_the_server_committed_is_looked_up_only_once_the_call_is_settled_and_committed_ids_are_not_sent_again()
     {
         await using var env = await Env.StartAsync(settings: [new("Gong:AttemptTimeout", "00:00:10"), new("Gong:ReconcileDelay", "00:00:01")]);
-        var calls = 0;
-        env.Stub.OnAssign = r =>
-        {
-            if (Interlocked.Increment(ref calls) != 1)
-            {
-                return Task.FromResult<IResult?>(null);
-            }
-
-            env.Stub.Commit(r.FlowId!, r.Ids.Take(6)); // committed part of the batch, then failed
-            return Task.FromResult<IResult?>(GongStub.Error(500, "Failed to complete the operation due to an unexpected error"));
-        };
+        env.Script(new ScriptedFault { Kind = FaultKind.ErrorBeforeCommit, Status = 500 });
         var ids = GongReplica.Ids("c", 10);
 
         var unknown = await env.Clock.DriveAsync(env.Replica.Sender.SendAsync(GongReplica.Batch(ids), CancellationToken.None));
+        // Gong committed part of the batch before it failed: six of the ten are in the flow.
+        env.Simulator.State.AddAssignments(ids.Take(6).Select(id => new SeedAssignment { CrmProspectId = id, FlowId = Flow, OwnerEmail = GongReplica.Owner }));
 
         // No lookup while the call may still commit: one attempt, reconcile first, not before start + 10 s + 1 s.
         var assignStart = Assert.Single(unknown.Calls).StartedAt;
         Assert.All(unknown.Prospects, p => Assert.Equal(
             (ProspectResultKind.RetryLater, true, "OutcomeUnknown", (DateTimeOffset?)(assignStart + TimeSpan.FromSeconds(11))),
             (p.Kind, p.ReconcileFirst, p.ErrorCode, p.NotBefore)));
-        Assert.Equal(["assign"], env.Stub.Requests.Select(r => r.Endpoint));
+        Assert.Equal([("assign", 500)], env.Calls.Select(r => (r.Endpoint, r.Status)));
 
         env.Clock.Advance(TimeSpan.FromSeconds(11));
         var result = await env.Clock.DriveAsync(env.Replica.Sender.SendAsync(GongReplica.Batch(ids, reconcileFirst: ids), CancellationToken.None));
 
         Assert.All(result.Prospects, p => Assert.Equal(ProspectResultKind.Assigned, p.Kind));
         Assert.Equal(ids.Take(6).Order(), result.Prospects.Where(p => p.Reconciled).Select(p => p.CrmProspectId).Order());
-        var requests = env.Stub.Requests.ToList();
+        var calls = env.Calls;
         // The 4 found absent are looked up once more after ReconcileDelay (two answers agree) before the one resend.
-        Assert.Equal(["assign", "lookup", "lookup", "assign"], requests.Select(r => r.Endpoint));
-        Assert.Equal(ids.Skip(6), requests[2].Ids);
-        Assert.Equal(ids.Skip(6), requests[3].Ids);
-        Assert.True(requests[2].ArrivedAt - requests[1].ArrivedAt >= TimeSpan.FromSeconds(1), "the confirming lookup waits the read-after-write delay");
+        Assert.Equal(["assign", "lookup", "lookup", "assign"], calls.Select(r => r.Endpoint));
+        Assert.Equal(ids.Skip(6), calls[2].Ids);
+        Assert.Equal(ids.Skip(6), calls[3].Ids);
+        Assert.True(calls[2].Time - calls[1].Time >= TimeSpan.FromSeconds(1), "the confirming lookup waits the read-after-write delay");
         Assert.Equal(
             [("lookup", GongCallOutcomeClass.Answered), ("lookup", GongCallOutcomeClass.Answered), ("assign", GongCallOutcomeClass.Answered)],
             result.Calls.Select(c => (c.Endpoint, c.OutcomeClass)));
+        Assert.Equal(0, env.Simulator.State.GetStats().DuplicateAssignAttempts);
     }
 
     [Fact]
     public async Task The_server_commits_then_answers_after_the_attempt_timeout_exactly_one_assign_and_no_lookup_yet()
     {
         await using var env = await Env.StartAsync();
-        using var release = new CancellationTokenSource();
-        env.Stub.OnAssign = async r =>
-        {
-            env.Stub.Commit(r.FlowId!, r.Ids);
-            try
-            {
-                await Task.Delay(Timeout.Infinite, release.Token);
-            }
-            catch (OperationCanceledException)
-            {
-            }
-
-            return Results.Json(env.Stub.Answer(r));
-        };
+        env.Script(new ScriptedFault { Kind = FaultKind.TimeoutAfterCommit }); // answers after 150 s, beyond the 90 s attempt timeout
         var ids = GongReplica.Ids("t", 5);
 
         var result = await env.Clock.DriveAsync(env.Replica.Sender.SendAsync(GongReplica.Batch(ids), CancellationToken.None), TimeSpan.FromSeconds(1));
-        await release.CancelAsync();
 
         Assert.All(result.Prospects, p => Assert.True(p is { Kind: ProspectResultKind.RetryLater, ReconcileFirst: true }));
-        Assert.Equal(["assign"], env.Stub.Requests.Select(r => r.Endpoint));
+        var seen = Assert.Single(env.Calls);
+        Assert.Equal(("assign", true), (seen.Endpoint, seen.Committed));
         var assign = result.Calls[0];
         Assert.Equal((GongCallOutcomeClass.OutcomeUnknown, (int?)null), (assign.OutcomeClass, assign.HttpStatus));
         Assert.True(assign.DurationMs >= 90_000, $"timed out after {assign.DurationMs} ms");
@@ -240,19 +223,41 @@ public sealed class GongBatchSenderTests
     [Fact]
     public async Task A_resend_answered_already_in_this_flow_is_confirmed_by_a_lookup_and_recorded_Assigned()
     {
-        await using var env = await Env.StartAsync(settings: [new("Gong:ReconcileDelay", "00:00:00.100")]);
-        // Gong's read side lags beyond both lookups: they say absent, the resend meets our own first call's instance.
-        var lookups = 0;
-        env.Stub.OnLookup = _ => Task.FromResult(Interlocked.Increment(ref lookups) <= 2 ? (IResult?)Results.Json(new { requestId = "lag", prospectsAssigned = Array.Empty<object>() }) : null);
-        env.Stub.Commit(Flow, ["mine"]);
+        // Gong's read side lags behind both lookups: they say absent, the resend meets our own first call's instance,
+        // and Gong's read side catches up before the confirming lookup. Gong keeps its own clock here, so that it can
+        // jump past the lag without the worker's timers (attempt timeout, body read) seeing an hour pass.
+        var lag = TimeSpan.FromHours(1);
+        var gongClock = FakeClock.Create();
+        await using var env = await Env.StartAsync(
+            simulator: o => o.LookupVisibilityDelayMs = (int)lag.TotalMilliseconds,
+            simulatorClock: gongClock,
+            settings: [new("Gong:ReconcileDelay", "00:00:00.100")]);
+        env.Simulator.State.AddAssignments([new SeedAssignment { CrmProspectId = "mine", FlowId = Flow, OwnerEmail = GongReplica.Owner }]);
 
-        var result = await env.Clock.DriveAsync(env.Replica.Sender.SendAsync(GongReplica.Batch(["mine", "new"], reconcileFirst: ["mine"]), CancellationToken.None));
+        var sending = env.Replica.Sender.SendAsync(GongReplica.Batch(["mine", "new"], reconcileFirst: ["mine"]), CancellationToken.None);
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(90);
+        var caughtUp = false;
+        while (!sending.IsCompleted && DateTime.UtcNow < deadline)
+        {
+            await Task.WhenAny(sending, Task.Delay(5));
+            if (!caughtUp && env.Calls.Any(c => c.Endpoint == "assign"))
+            {
+                // Checked before every step: the confirming lookup, a gate slot (333 ms) after the resend, comes later.
+                gongClock.Advance(lag);
+                caughtUp = true;
+            }
 
+            env.Clock.Advance(TimeSpan.FromMilliseconds(20));
+        }
+
+        var result = await sending.WaitAsync(TimeSpan.FromSeconds(1));
+        Assert.Equal(
+            [("lookup", 0, 0), ("lookup", 0, 0), ("assign", 1, 1), ("lookup", 1, 0)],
+            env.Calls.Select(c => (c.Endpoint, c.Assigned, c.NotAssigned)));
         var mine = result.Prospects.Single(p => p.CrmProspectId == "mine");
         Assert.True(mine is { Kind: ProspectResultKind.Assigned, Reconciled: true }, mine.ToString());
-        Assert.Equal(env.Stub.Assigned[(Flow, "mine")], mine.FlowInstanceId);
+        Assert.Equal(Assert.Single(env.Simulator.State.FindOpenInstances(["mine"])).FlowInstanceId, mine.FlowInstanceId);
         Assert.Equal(ProspectResultKind.Assigned, result.Prospects.Single(p => p.CrmProspectId == "new").Kind);
-        Assert.Equal(["lookup", "lookup", "assign", "lookup"], env.Stub.Requests.Select(r => r.Endpoint));
     }
 
     [Fact]
@@ -284,7 +289,7 @@ public sealed class GongBatchSenderTests
 
         Assert.True(connects >= 2);
         Assert.All(result.Prospects, p => Assert.Equal(ProspectResultKind.Assigned, p.Kind));
-        Assert.Single(env.Stub.Assigns);
+        Assert.Equal("assign", Assert.Single(env.Calls).Endpoint);
         Assert.Equal(GongCallOutcomeClass.Answered, Assert.Single(result.Calls).OutcomeClass);
     }
 
@@ -299,43 +304,48 @@ public sealed class GongBatchSenderTests
         var prospect = Assert.Single(result.Prospects);
         Assert.Equal((ProspectResultKind.Requeue, false, "ConnectionFailed"), (prospect.Kind, prospect.ReconcileFirst, prospect.ErrorCode));
         Assert.Equal((GongCallOutcomeClass.SafeToResend, (int?)null), (Assert.Single(result.Calls).OutcomeClass, result.Calls[0].HttpStatus));
+        Assert.Empty(env.Calls);
     }
 
-    [Fact]
-    public async Task A_400_for_batches_over_100_splits_the_batch_and_assigns_all()
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public async Task A_400_for_batches_over_100_splits_the_batch_and_assigns_all(bool messageNamesTheLimit)
     {
-        await using var env = await Env.StartAsync();
-        env.Stub.OnAssign = r => Task.FromResult(r.Ids.Count > 100 ? GongStub.Error(400, "crmProspectsIds: at most 100 items") : null);
+        // Named ("at most 100 prospects"): the limit is learned and the ids go out in calls of 100. Unnamed (a one-off
+        // "Malformed request"): halves isolate the cause, and both answered prove the limit.
+        await using var env = await Env.StartAsync(simulator: o => o.Faults = messageNamesTheLimit
+            ? new FaultOptions { BatchLimit = 100 }
+            : new FaultOptions { Script = [new ScriptedFault { Kind = FaultKind.BadRequest }] });
         var ids = GongReplica.Ids("s", 200);
 
         var result = await env.Clock.DriveAsync(env.Replica.Sender.SendAsync(GongReplica.Batch(ids), CancellationToken.None));
 
         Assert.All(result.Prospects, p => Assert.Equal(ProspectResultKind.Assigned, p.Kind));
-        Assert.Equal([200, 100, 100], env.Stub.Assigns.Select(r => r.Ids.Count));
-        Assert.Equal(ids.Order(), env.Stub.Assigns.Skip(1).SelectMany(r => r.Ids).Order());
+        var calls = env.Calls;
+        Assert.Equal([(200, 400), (100, 200), (100, 200)], calls.Select(r => (r.IdsCount, r.Status)));
+        Assert.Equal(ids.Order(), calls.Skip(1).SelectMany(r => r.Ids).Order());
     }
 
     [Fact]
     public async Task A_400_caused_by_one_id_fails_that_id_and_assigns_the_rest()
     {
-        await using var env = await Env.StartAsync();
-        env.Stub.OnAssign = r => Task.FromResult(r.Ids.Contains("bad-id") ? GongStub.Error(400, "Invalid crmId <bad-id>") : null);
+        await using var env = await Env.StartAsync(simulator: o => o.Faults = new FaultOptions { BadRequestIds = ["bad-id"] });
         var ids = GongReplica.Ids("g", 19).Append("bad-id").ToList();
 
         var result = await env.Clock.DriveAsync(env.Replica.Sender.SendAsync(GongReplica.Batch(ids), CancellationToken.None));
 
         var bad = Assert.Single(result.Prospects, p => p.CrmProspectId == "bad-id");
-        Assert.Equal((ProspectResultKind.Failed, "BadRequest", "Invalid crmId <bad-id>"), (bad.Kind, bad.ErrorCode, bad.ErrorMessage));
+        Assert.Equal((ProspectResultKind.Failed, "BadRequest", "Malformed crmProspectsIds value: bad-id"), (bad.Kind, bad.ErrorCode, bad.ErrorMessage));
         Assert.Equal(19, result.Prospects.Count(p => p.Kind == ProspectResultKind.Assigned));
-        Assert.All(env.Stub.Assigns, r => Assert.Equal(r.Ids.Count, r.Ids.Distinct().Count()));
+        Assert.Equal(0, env.Simulator.State.GetStats().CallsWithDuplicateIds);
     }
 
     [Fact]
     public async Task A_401_pauses_fails_nothing_and_resumes_when_Gong_accepts_again()
     {
         await using var env = await Env.StartAsync();
-        var refuse = true;
-        env.Stub.OnAssign = _ => Task.FromResult(Volatile.Read(ref refuse) ? GongStub.Error(401, "Unauthorized: bad access key") : null);
+        env.Simulator.State.SetFaults(new FaultOptions { UnauthorizedUntil = env.Clock.GetUtcNow() + TimeSpan.FromDays(1) });
         Assert.Null(env.Replica.State.Pause);
 
         var refused = await env.Clock.DriveAsync(env.Replica.Sender.SendAsync(GongReplica.Batch(["u1", "u2"]), CancellationToken.None));
@@ -343,7 +353,7 @@ public sealed class GongBatchSenderTests
         Assert.All(refused.Prospects, p => Assert.Equal(ProspectResultKind.Requeue, p.Kind));
         var pause = env.Replica.State.Pause;
         Assert.NotNull(pause);
-        Assert.Contains("bad access key", pause.Reason, StringComparison.Ordinal);
+        Assert.Contains("Unauthorized", pause.Reason, StringComparison.Ordinal);
         Assert.True(pause.NextProbeAt > env.Clock.GetUtcNow());
         Assert.Equal(GongCallOutcomeClass.RefusedForAll, Assert.Single(refused.Calls).OutcomeClass);
 
@@ -358,23 +368,26 @@ public sealed class GongBatchSenderTests
         Assert.Equal(1, env.Replica.State.Pause!.RefusedProbes);
         Assert.All(again.Prospects, p => Assert.Equal(ProspectResultKind.Requeue, p.Kind));
 
-        Volatile.Write(ref refuse, false);
+        env.Simulator.State.SetFaults(new FaultOptions());
         var accepted = await env.Clock.DriveAsync(env.Replica.Sender.SendAsync(GongReplica.Batch(["u1", "u2"]), CancellationToken.None));
         Assert.All(accepted.Prospects, p => Assert.Equal(ProspectResultKind.Assigned, p.Kind));
         Assert.Null(env.Replica.State.Pause);
+        Assert.Equal([401, 401, 401, 200], env.Calls.Select(c => c.Status));
     }
 
     [Theory]
-    [InlineData(403, "Forbidden", "Missing scope api:flows:write")]
-    [InlineData(404, "FlowNotFound", "Flow 1695493301223590792 not found")]
-    public async Task A_403_or_404_fails_the_batch_with_Gongs_message(int status, string code, string message)
+    [InlineData(ForbiddenFlow, 403, "Forbidden")]
+    [InlineData(MissingFlow, 404, "FlowNotFound")]
+    public async Task A_403_or_404_fails_the_batch_with_Gongs_message(string flow, int status, string code)
     {
         await using var env = await Env.StartAsync();
-        env.Stub.OnAssign = _ => Task.FromResult<IResult?>(GongStub.Error(status, message));
 
-        var result = await env.Clock.DriveAsync(env.Replica.Sender.SendAsync(GongReplica.Batch(["f1", "f2", "f3"]), CancellationToken.None));
+        var result = await env.Clock.DriveAsync(env.Replica.Sender.SendAsync(GongReplica.Batch(["f1", "f2", "f3"]) with { FlowId = flow }, CancellationToken.None));
 
-        Assert.All(result.Prospects, p => Assert.Equal((ProspectResultKind.Failed, code, message, "err-" + status), (p.Kind, p.ErrorCode, p.ErrorMessage, p.GongRequestId)));
+        var seen = Assert.Single(env.Calls);
+        Assert.Equal(status, seen.Status);
+        Assert.All(result.Prospects, p => Assert.Equal((ProspectResultKind.Failed, code, seen.Error, seen.RequestId), (p.Kind, p.ErrorCode, p.ErrorMessage, p.GongRequestId)));
+        Assert.Contains(flow, seen.Error, StringComparison.Ordinal);
         Assert.Equal(GongCallOutcomeClass.RefusedForBatch, Assert.Single(result.Calls).OutcomeClass);
     }
 
@@ -382,17 +395,21 @@ public sealed class GongBatchSenderTests
     public async Task Ids_marked_ReconcileFirst_are_looked_up_before_any_assign()
     {
         await using var env = await Env.StartAsync();
-        env.Stub.Commit(Flow, ["done"]);
-        env.Stub.Commit("999", ["elsewhere"]); // in another flow: not ours, must be sent
+        env.Simulator.State.AddAssignments(
+        [
+            new SeedAssignment { CrmProspectId = "done", FlowId = Flow, OwnerEmail = GongReplica.Owner },
+            new SeedAssignment { CrmProspectId = "elsewhere", FlowId = "999" }, // in another flow: not ours, must be sent
+        ]);
 
         var result = await env.Clock.DriveAsync(env.Replica.Sender.SendAsync(
             GongReplica.Batch(["done", "elsewhere", "fresh"], reconcileFirst: ["done", "elsewhere"]), CancellationToken.None));
 
         // "elsewhere" is found absent, so a second lookup confirms it before it is sent.
-        Assert.Equal(["lookup", "lookup", "assign"], env.Stub.Requests.Select(r => r.Endpoint));
-        Assert.Equal(["done", "elsewhere"], env.Stub.Lookups[0].Ids);
-        Assert.Equal(["elsewhere"], env.Stub.Lookups[1].Ids);
-        Assert.Equal(["elsewhere", "fresh"], env.Stub.Assigns[0].Ids.Order());
+        var calls = env.Calls;
+        Assert.Equal(["lookup", "lookup", "assign"], calls.Select(r => r.Endpoint));
+        Assert.Equal(["done", "elsewhere"], calls[0].Ids);
+        Assert.Equal(["elsewhere"], calls[1].Ids);
+        Assert.Equal(["elsewhere", "fresh"], calls[2].Ids.Order());
         Assert.True(result.Prospects.Single(p => p.CrmProspectId == "done") is { Kind: ProspectResultKind.Assigned, Reconciled: true });
         Assert.All(result.Prospects, p => Assert.Equal(ProspectResultKind.Assigned, p.Kind));
     }
@@ -401,20 +418,20 @@ public sealed class GongBatchSenderTests
     public async Task A_failed_lookup_requeues_with_ReconcileFirst_and_never_guesses_Assigned()
     {
         await using var env = await Env.StartAsync();
-        env.Stub.Commit(Flow, ["k1", "k2"]);
-        env.Stub.OnLookup = _ => Task.FromResult<IResult?>(GongStub.Error(500, "lookup broke"));
+        env.Simulator.State.AddAssignments(new[] { "k1", "k2" }.Select(id => new SeedAssignment { CrmProspectId = id, FlowId = Flow }));
+        env.Script(new ScriptedFault { Kind = FaultKind.ErrorBeforeCommit, Endpoint = SimulatorEndpoints.Lookup, Status = 500 });
 
         var result = await env.Clock.DriveAsync(env.Replica.Sender.SendAsync(GongReplica.Batch(["k1", "k2"], reconcileFirst: ["k1", "k2"]), CancellationToken.None));
 
-        Assert.All(result.Prospects, p => Assert.True(p is { Kind: ProspectResultKind.Requeue, ReconcileFirst: true }));
-        Assert.Empty(env.Stub.Assigns);
+        Assert.All(result.Prospects, p => Assert.True(p is { Kind: ProspectResultKind.Requeue, ReconcileFirst: true, ErrorCode: "LookupFailed" }));
+        Assert.Equal([("lookup", 500)], env.Calls.Select(c => (c.Endpoint, c.Status)));
     }
 
     [Fact]
     public async Task Exhausted_ids_are_only_looked_up_found_is_Assigned_absent_is_RetriesExhausted()
     {
         await using var env = await Env.StartAsync(settings: [new("Gong:ReconcileDelay", "00:00:00.100")]);
-        env.Stub.Commit(Flow, ["got"]);
+        env.Simulator.State.AddAssignments([new SeedAssignment { CrmProspectId = "got", FlowId = Flow, OwnerEmail = GongReplica.Owner }]);
         var batch = GongReplica.Batch(["got", "lost", "fresh"], reconcileFirst: ["got", "lost"]) with
         {
             Exhausted = new HashSet<string>(["got", "lost"], StringComparer.Ordinal),
@@ -425,7 +442,7 @@ public sealed class GongBatchSenderTests
         Assert.True(result.Prospects.Single(p => p.CrmProspectId == "got") is { Kind: ProspectResultKind.Assigned, Reconciled: true });
         Assert.True(result.Prospects.Single(p => p.CrmProspectId == "lost") is { Kind: ProspectResultKind.Failed, ErrorCode: "RetriesExhausted" });
         Assert.Equal(ProspectResultKind.Assigned, result.Prospects.Single(p => p.CrmProspectId == "fresh").Kind);
-        Assert.Equal(["fresh"], Assert.Single(env.Stub.Assigns).Ids);
+        Assert.Equal(["fresh"], Assert.Single(env.Calls, c => c.Endpoint == "assign").Ids);
     }
 
     [Theory]
@@ -437,8 +454,9 @@ public sealed class GongBatchSenderTests
 
         var result = await env.Clock.DriveAsync(env.Replica.Sender.SendAsync(GongReplica.Batch(["j1"]), CancellationToken.None));
 
+        // The simulator routes only /v2/flows/prospects/assign: a doubled slash would be a 404 (FlowNotFound).
         Assert.Equal(ProspectResultKind.Assigned, Assert.Single(result.Prospects).Kind);
-        Assert.Equal("/v2/flows/prospects/assign", Assert.Single(env.Stub.Requests).Path);
+        Assert.Equal(("assign", 200), (Assert.Single(env.Calls).Endpoint, env.Calls[0].Status));
     }
 
     [Fact]
@@ -446,18 +464,18 @@ public sealed class GongBatchSenderTests
     {
         var services = await TestServices.GetAsync();
         await using var database = await services.CreateDatabaseAsync();
-        await using var stub = await GongStub.StartAsync(TimeProvider.System);
-        await using var first = await GongReplica.StartAsync(database.ConnectionString, stub.BaseUrl, TimeProvider.System);
-        await using var second = await GongReplica.StartAsync(database.ConnectionString, stub.BaseUrl, TimeProvider.System);
+        await using var simulator = await StartSimulatorAsync(TimeProvider.System);
+        await using var first = await GongReplica.StartAsync(database.ConnectionString, BaseUrl(simulator), TimeProvider.System);
+        await using var second = await GongReplica.StartAsync(database.ConnectionString, BaseUrl(simulator), TimeProvider.System);
 
-        // Warm-up outside the measurement: the first request through a fresh Kestrel stub and a fresh HttpClient
-        // pipeline is delayed by JIT compilation, which would bunch it with the next ones at the stub.
+        // Warm-up outside the measurement: the first request through a fresh Kestrel host and a fresh HttpClient
+        // pipeline is delayed by JIT compilation, which would bunch it with the next ones at the simulator.
         await Task.WhenAll(Enumerable.Range(0, 3).SelectMany(lane => new[]
         {
             first.Sender.SendAsync(GongReplica.Batch([$"warm-a{lane}"]), CancellationToken.None),
             second.Sender.SendAsync(GongReplica.Batch([$"warm-b{lane}"]), CancellationToken.None),
         }));
-        stub.Requests.Clear();
+        var warmUps = simulator.State.GetCalls();
         int warmCalls;
         await using (var db0 = database.CreateDbContext())
         {
@@ -482,12 +500,13 @@ public sealed class GongBatchSenderTests
 
         await Task.WhenAll(Enumerable.Range(0, 3).SelectMany(lane => new[] { Loop(first, lane), Loop(second, lane) }));
 
-        Assert.All(stub.Requests, r => Assert.Equal("assign", r.Endpoint));
+        var measured = simulator.State.GetCalls(afterSequence: warmUps.Count == 0 ? 0 : warmUps[^1].Sequence);
+        Assert.All(measured, r => Assert.Equal(("assign", 200), (r.Endpoint, r.Status)));
         var clientStarts = starts.Order().ToList();
-        var arrivals = stub.Requests.Select(r => r.RealArrivedAt).Order().ToList();
+        var arrivals = measured.Select(r => r.Time).Order().ToList();
         Assert.True(clientStarts.Count >= 27, $"{clientStarts.Count} calls in 10 s: the gate should allow about 3/s"); // not starved
         Assert.True(MaxInAnySecond(clientStarts) <= 3, $"client starts: max {MaxInAnySecond(clientStarts)} in one second");
-        Assert.True(MaxInAnySecond(arrivals) <= 3, $"arrivals at the stub: max {MaxInAnySecond(arrivals)} in one second");
+        Assert.True(MaxInAnySecond(arrivals) <= 3, $"arrivals at the simulator: max {MaxInAnySecond(arrivals)} in one second");
         Assert.Equal(clientStarts.Count, arrivals.Count);
 
         await using var db = database.CreateDbContext();
@@ -500,9 +519,9 @@ public sealed class GongBatchSenderTests
     {
         var services = await TestServices.GetAsync();
         await using var database = await services.CreateDatabaseAsync();
-        await using var stub = await GongStub.StartAsync(TimeProvider.System);
-        await using var first = await GongReplica.StartAsync(database.ConnectionString, stub.BaseUrl, TimeProvider.System);
-        await using var second = await GongReplica.StartAsync(database.ConnectionString, stub.BaseUrl, TimeProvider.System);
+        await using var simulator = await StartSimulatorAsync(TimeProvider.System);
+        await using var first = await GongReplica.StartAsync(database.ConnectionString, BaseUrl(simulator), TimeProvider.System);
+        await using var second = await GongReplica.StartAsync(database.ConnectionString, BaseUrl(simulator), TimeProvider.System);
         var slots = new System.Collections.Concurrent.ConcurrentBag<DateTimeOffset>();
         var end = DateTimeOffset.UtcNow + TimeSpan.FromSeconds(4);
 
@@ -552,7 +571,29 @@ public sealed class GongBatchSenderTests
         Assert.Null(prospect.NotBefore);
         Assert.Equal(midnight, await env.Replica.State.GetBlockedUntilAsync(CancellationToken.None));
         Assert.Empty(held.Calls);
+        Assert.Equal(2, env.Calls.Count);
     }
+
+    private const string ForbiddenFlow = "1695493301223590403";
+    private const string MissingFlow = "1695493301223590404";
+
+    /// <summary>The simulator as the Gong client's tests use it: this client's credentials, the two refused flows; the
+    /// rate limit is Gong's (3/s) on the system clock and off on a fake clock (the tests there script every 429).</summary>
+    private static Task<RunningSimulator> StartSimulatorAsync(TimeProvider clock, Action<SimulatorOptions>? configure = null)
+    {
+        var options = new SimulatorOptions
+        {
+            AccessKey = "test-key",
+            AccessKeySecret = "test-secret",
+            MissingFlowIds = [MissingFlow],
+            RateLimit = new RateLimitOptions { RequestsPerSecond = clock == TimeProvider.System ? 3 : 0, DailyCallLimit = 0 },
+        };
+        configure?.Invoke(options);
+        options.Faults.ForbiddenFlowIds.Add(ForbiddenFlow);
+        return GongSimulatorApp.StartAsync(options, timeProvider: clock);
+    }
+
+    private static string BaseUrl(RunningSimulator simulator) => simulator.BaseUrl.ToString().TrimEnd('/');
 
     private static int MaxInAnySecond(IReadOnlyList<DateTimeOffset> sorted)
     {
@@ -577,7 +618,7 @@ public sealed class GongBatchSenderTests
         return ((IPEndPoint)listener.LocalEndpoint).Port;
     }
 
-    /// <summary>A test database, a stub and one replica sharing a fake clock.</summary>
+    /// <summary>A test database, the simulator and one replica sharing a fake clock (unless the simulator is given its own).</summary>
     private sealed class Env : IAsyncDisposable
     {
         private TestDatabase database = null!;
@@ -585,23 +626,36 @@ public sealed class GongBatchSenderTests
 
         public Microsoft.Extensions.Time.Testing.FakeTimeProvider Clock { get; } = FakeClock.Create();
 
-        public GongStub Stub { get; private set; } = null!;
+        public RunningSimulator Simulator { get; private set; } = null!;
 
         public GongReplica Replica { get; private set; } = null!;
+
+        /// <summary>The calls that reached the simulator's Gong endpoints, in order.</summary>
+        public IReadOnlyList<CallRecord> Calls => Simulator.State.GetCalls();
 
         public static async Task<Env> StartAsync(
             string? baseUrl = null,
             string baseUrlSuffix = "",
+            Action<SimulatorOptions>? simulator = null,
+            TimeProvider? simulatorClock = null,
             IEnumerable<KeyValuePair<string, string?>>? settings = null,
             Action<IServiceCollection>? configure = null)
         {
             var env = new Env();
             var services = await TestServices.GetAsync();
             env.database = await services.CreateDatabaseAsync();
-            env.Stub = await GongStub.StartAsync(env.Clock);
-            env.baseUrl = (baseUrl ?? env.Stub.BaseUrl) + baseUrlSuffix;
+            env.Simulator = await StartSimulatorAsync(simulatorClock ?? env.Clock, simulator);
+            env.baseUrl = (baseUrl ?? BaseUrl(env.Simulator)) + baseUrlSuffix;
             env.Replica = await GongReplica.StartAsync(env.database.ConnectionString, env.baseUrl, env.Clock, settings, configure);
             return env;
+        }
+
+        /// <summary>The next calls meet these faults, in order (<see cref="FaultOptions.Script"/>).</summary>
+        public void Script(params ScriptedFault[] faults)
+        {
+            var current = Simulator.State.Faults;
+            current.Script = [.. faults];
+            Simulator.State.SetFaults(current);
         }
 
         public Task<GongReplica> StartReplicaAsync() => GongReplica.StartAsync(database.ConnectionString, baseUrl, Clock);
@@ -609,7 +663,7 @@ public sealed class GongBatchSenderTests
         public async ValueTask DisposeAsync()
         {
             await Replica.DisposeAsync();
-            await Stub.DisposeAsync();
+            await Simulator.DisposeAsync();
             await database.DisposeAsync();
         }
     }

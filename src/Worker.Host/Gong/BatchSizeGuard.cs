@@ -1,37 +1,21 @@
 using System.Globalization;
+using Microsoft.Extensions.Options;
 using Npgsql;
 
 namespace Worker.Host.Gong;
 
 /// <summary>
-/// The parts of a send that keep calls inside Gong's limits at Gong's door: the warm-up before each call on the send's
-/// own connection (<see cref="GongConnectionLanes"/>, <see cref="RateGatePacing"/>), and the batch size limit learned
-/// from Gong's 400s (<see cref="GongBatchLimit"/>).
+/// Keeps every assign call within the batch size Gong accepts (<see cref="GongBatchLimit"/>, shared by every replica):
+/// cuts calls to a learned limit before they are sent, sends one call of a size Gong has not yet answered (above 100)
+/// at a time per replica, and learns the limit from a 400 that names it or from a bisection that proves it.
 /// </summary>
-internal sealed partial class GongBatchSender
+internal sealed partial class BatchSizeGuard(GongBatchLimit batchLimit, IOptions<GongOptions> options, ILogger<BatchSizeGuard> logger)
 {
     /// <summary>Gong's newer spec allows 100 prospects per call: smaller calls never wait for a size to be proven.</summary>
     private const int KnownAcceptedBatchSize = 100;
 
-    /// <summary>Warms the send's connection and pipeline with a request Gong does not count, and learns from its
-    /// round trip.</summary>
-    /// <returns>The margin to record the next call with, or null when the send halted (shutdown).</returns>
-    private async Task<TimeSpan?> WarmUpAsync(Send send, CancellationToken cancellationToken)
-    {
-        try
-        {
-            var warmUp = await client.WarmUpAsync(send.Lane!, cancellationToken).ConfigureAwait(false);
-            pacing.RecordWarmUp(warmUp.RoundTrip, warmUp.NewConnection, warmUp.Answered);
-            return pacing.MarginForCall(warmUp.Answered);
-        }
-        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
-        {
-            send.Halt = new HaltReason("Shutdown", "the worker stopped while warming the connection to Gong", null);
-            return null;
-        }
-    }
-
-    private async Task<int> EffectiveBatchSizeAsync(CancellationToken cancellationToken)
+    /// <summary>The largest call to make now: the learned limit, else <see cref="GongOptions.MaxBatchSize"/>.</summary>
+    public async Task<int> EffectiveBatchSizeAsync(CancellationToken cancellationToken)
     {
         try
         {
@@ -40,7 +24,7 @@ internal sealed partial class GongBatchSender
         catch (Exception ex) when (ex is NpgsqlException or TimeoutException)
         {
             // The rate gate needs Postgres too and will halt the send; the configured size is the safe default here.
-            LogGateUnavailable(ex, Guid.Empty);
+            LogLimitUnavailable(ex, Guid.Empty);
             return options.Value.MaxBatchSize;
         }
     }
@@ -50,14 +34,16 @@ internal sealed partial class GongBatchSender
     /// slot for calls of a size Gong has not yet answered (above 100), so a lowered limit costs one 400, not one per
     /// in-flight call.
     /// </summary>
-    /// <returns><see cref="BatchSizeCheck.Rechunked"/> (do not call: the work was re-queued or the send halted), a
-    /// holder to dispose after the call, or null.</returns>
-    private async Task<IDisposable?> EnterBatchSizeAsync(Send send, Work work, CancellationToken cancellationToken)
+    /// <returns><see cref="Rechunked"/> (do not call: the work was re-queued or the send halted), a holder to dispose
+    /// after the call, or null.</returns>
+    public async Task<IDisposable?> EnterAsync(BatchSend send, SendWork work, CancellationToken cancellationToken)
     {
+        ArgumentNullException.ThrowIfNull(send);
+        ArgumentNullException.ThrowIfNull(work);
         var count = work.Ids.Count;
         if (await RechunkIfOverLimitAsync(send, work, cancellationToken).ConfigureAwait(false))
         {
-            return BatchSizeCheck.Rechunked;
+            return Rechunked;
         }
 
         if (count <= KnownAcceptedBatchSize || batchLimit.IsProven(count))
@@ -72,15 +58,15 @@ internal sealed partial class GongBatchSender
         }
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
         {
-            send.Halt = new HaltReason("Shutdown", "the worker stopped while waiting to send", null);
-            return BatchSizeCheck.Rechunked;
+            send.Halt = new SendHalt("Shutdown", "the worker stopped while waiting to send", null);
+            return Rechunked;
         }
 
         // Another call of this replica (or another replica) may have learned the limit, or proven the size, meanwhile.
         if (await RechunkIfOverLimitAsync(send, work, cancellationToken).ConfigureAwait(false))
         {
             held.Dispose();
-            return BatchSizeCheck.Rechunked;
+            return Rechunked;
         }
 
         if (batchLimit.IsProven(count))
@@ -92,22 +78,16 @@ internal sealed partial class GongBatchSender
         return held;
     }
 
-    private async Task<bool> RechunkIfOverLimitAsync(Send send, Work work, CancellationToken cancellationToken)
-    {
-        var limit = await EffectiveBatchSizeAsync(cancellationToken).ConfigureAwait(false);
-        if (work.Ids.Count <= limit)
-        {
-            return false;
-        }
-
-        Rechunk(send, work, limit);
-        return true;
-    }
+    /// <summary>The marker <see cref="EnterAsync"/> returns when the call must not be made.</summary>
+    public static IDisposable Rechunked { get; } = new NoHold();
 
     /// <summary>After an assign: an answer proves its size; a 400 that names a limit, or both halves of a refused
     /// call answered, teach every replica the limit.</summary>
-    private async Task LearnBatchSizeAsync(Send send, Work work, GongHttpResult result)
+    public async Task LearnAsync(BatchSend send, SendWork work, GongHttpResult result)
     {
+        ArgumentNullException.ThrowIfNull(send);
+        ArgumentNullException.ThrowIfNull(work);
+        ArgumentNullException.ThrowIfNull(result);
         var count = work.Ids.Count;
         string? reason = null;
         var limit = 0;
@@ -121,7 +101,7 @@ internal sealed partial class GongBatchSender
                     $"bisection: a call of {bisection.Size} prospects was refused (400: {bisection.Error}) and both halves were answered");
             }
         }
-        else if (result.Kind == GongCallKind.BadRequest && count > 1 && GongBatchLimit.ParseLimit(result.Error) is { } named && named < count)
+        else if (NamedLimit(work, result) is { } named)
         {
             limit = named;
             reason = "Gong's 400 for a call of " + count.ToString(CultureInfo.InvariantCulture) + " prospects: " + result.Error;
@@ -140,41 +120,55 @@ internal sealed partial class GongBatchSender
         catch (Exception ex) when (ex is NpgsqlException or TimeoutException)
         {
             // Not stored: this send still re-chunks; others learn it from their own 400.
-            LogGateUnavailable(ex, send.Batch.BatchId);
+            LogLimitUnavailable(ex, send.Batch.BatchId);
         }
     }
 
-    private static void Rechunk(Send send, Work work, int size)
+    /// <summary>The size limit a 400 to a call of several ids names, when below the call's size; else null.</summary>
+    public static int? NamedLimit(SendWork work, GongHttpResult result) =>
+        result.Kind == GongCallKind.BadRequest && work.Ids.Count > 1 && GongBatchLimit.ParseLimit(result.Error) is { } limit && limit < work.Ids.Count
+            ? limit
+            : null;
+
+    private async Task<bool> RechunkIfOverLimitAsync(BatchSend send, SendWork work, CancellationToken cancellationToken)
     {
-        foreach (var chunk in work.Ids.Chunk(size).Reverse())
+        var limit = await EffectiveBatchSizeAsync(cancellationToken).ConfigureAwait(false);
+        if (work.Ids.Count <= limit)
         {
-            send.Work.AddFirst(new Work(chunk));
+            return false;
         }
+
+        send.Rechunk(work, limit);
+        return true;
     }
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Gong's batch size limit learned from batch {BatchId}: {Limit} prospects per call for every replica ({Reason})")]
     private partial void LogBatchLimitLearned(Guid batchId, int limit, string reason);
 
-    /// <summary>A call refused with 400 and split in halves: both halves answered prove a size limit.</summary>
-    private sealed class Bisection(int size, string? error)
+    [LoggerMessage(Level = LogLevel.Error, Message = "Rate gate unavailable for batch {BatchId}: the learned batch size limit could not be read or stored")]
+    private partial void LogLimitUnavailable(Exception exception, Guid batchId);
+
+    private sealed class NoHold : IDisposable
     {
-        private int answered;
-
-        public int Size { get; } = size;
-
-        public string? Error { get; } = error;
-
-        /// <summary>Counts an answered half; true for the second.</summary>
-        public bool HalfAnswered() => Interlocked.Increment(ref answered) == 2;
-    }
-
-    /// <summary>Marker results of <see cref="EnterBatchSizeAsync"/>.</summary>
-    private sealed class BatchSizeCheck : IDisposable
-    {
-        public static readonly BatchSizeCheck Rechunked = new();
-
         public void Dispose()
         {
         }
     }
+}
+
+/// <summary>A call refused with 400 and split in halves: both halves answered prove a size limit.</summary>
+/// <param name="size">Ids in the refused call.</param>
+/// <param name="error">Gong's message of the 400.</param>
+internal sealed class Bisection(int size, string? error)
+{
+    private int answered;
+
+    /// <summary>Ids in the refused call.</summary>
+    public int Size { get; } = size;
+
+    /// <summary>Gong's message of the 400.</summary>
+    public string? Error { get; } = error;
+
+    /// <summary>Counts an answered half; true for the second.</summary>
+    public bool HalfAnswered() => Interlocked.Increment(ref answered) == 2;
 }
