@@ -90,7 +90,7 @@ public sealed class UnicodePropertyTests
     {
         var taken = new List<ErrorQueueMessage>();
         await using var connection = await new ConnectionFactory { Uri = world.VirtualHost.AmqpUri }.CreateConnectionAsync();
-        await Ingest.Poll.UntilAsync(async () =>
+        await Poll.UntilAsync(async () =>
         {
             await using var channel = await connection.CreateChannelAsync();
             try
