@@ -145,53 +145,32 @@ public sealed class IngestTests(IngestHostFixture shared, ITestOutputHelper outp
         Assert.Empty((await h.OutboxEventsAsync(request)).Single().Outcomes);
     }
 
-    [Fact]
-    public async Task A_null_id_is_Rejected_alone()
+    /// <summary>Cases of <see cref="An_invalid_id_is_Rejected_alone"/>: the id as sent, as stored, and the reason.</summary>
+    public static TheoryData<string?, string, string> InvalidIds => new()
     {
-        var h = Shared;
-        await h.PublishRawAsync(Body("id-null", ids: new JsonArray("a1", null, "a2")));
-        await AssertIdRejectedAloneAsync(h, "id-null", string.Empty, "crmProspectIds[1]: null");
-    }
+        { null, string.Empty, "crmProspectIds[1]: null" },
+        { string.Empty, string.Empty, "crmProspectIds[1]: empty" },
+        { "   ", "   ", "crmProspectIds[1]: whitespace only" },
+        { "bad\u0001id", "bad\u0001id", "crmProspectIds[1]: contains the control character U+0001" },
+        { "bad\u0000id", "bad\uFFFDid", "crmProspectIds[1]: contains the control character U+0000" },
+        { new string('x', 256), new string('x', 256), "crmProspectIds[1]: 256 characters; the limit is 255" },
+    };
 
-    [Fact]
-    public async Task An_empty_id_is_Rejected_alone()
+    /// <summary>
+    /// One invalid id beside two valid ones: that id alone is stored Rejected (InvalidProspectId, the reason naming its
+    /// index and the rule or limit), the valid ones Pending, and no event yet.
+    /// </summary>
+    /// <param name="badId">The invalid id as sent (null for a JSON null).</param>
+    /// <param name="storedId">How it is stored (NUL is replaced: Postgres text cannot hold it).</param>
+    /// <param name="reason">What the prospect's error message must say.</param>
+    [Theory]
+    [MemberData(nameof(InvalidIds))]
+    public async Task An_invalid_id_is_Rejected_alone(string? badId, string storedId, string reason)
     {
         var h = Shared;
-        await h.PublishRawAsync(Body("id-empty", ids: new JsonArray("a1", string.Empty, "a2")));
-        await AssertIdRejectedAloneAsync(h, "id-empty", string.Empty, "crmProspectIds[1]: empty");
-    }
-
-    [Fact]
-    public async Task A_whitespace_only_id_is_Rejected_alone()
-    {
-        var h = Shared;
-        await h.PublishRawAsync(Body("id-space", ids: new JsonArray("a1", "   ", "a2")));
-        await AssertIdRejectedAloneAsync(h, "id-space", "   ", "crmProspectIds[1]: whitespace only");
-    }
-
-    [Fact]
-    public async Task An_id_with_a_control_character_is_Rejected_alone()
-    {
-        var h = Shared;
-        await h.PublishRawAsync(Body("id-control", ids: new JsonArray("a1", "bad\u0001id", "a2")));
-        await AssertIdRejectedAloneAsync(h, "id-control", "bad\u0001id", "crmProspectIds[1]: contains the control character U+0001");
-    }
-
-    [Fact]
-    public async Task An_id_with_a_NUL_character_is_Rejected_alone_and_stored_in_a_form_Postgres_holds()
-    {
-        var h = Shared;
-        await h.PublishRawAsync(Body("id-nul", ids: new JsonArray("a1", "bad\u0000id", "a2")));
-        await AssertIdRejectedAloneAsync(h, "id-nul", "bad\uFFFDid", "crmProspectIds[1]: contains the control character U+0000");
-    }
-
-    [Fact]
-    public async Task An_id_of_256_characters_is_Rejected_alone()
-    {
-        var h = Shared;
-        var longId = new string('x', 256);
-        await h.PublishRawAsync(Body("id-256", ids: new JsonArray("a1", longId, "a2")));
-        await AssertIdRejectedAloneAsync(h, "id-256", longId, "crmProspectIds[1]: 256 characters; the limit is 255");
+        var requestId = $"bad-id-{Guid.NewGuid():N}";
+        await h.PublishRawAsync(Body(requestId, ids: new JsonArray("a1", badId, "a2")));
+        await AssertIdRejectedAloneAsync(h, requestId, storedId, reason);
     }
 
     [Fact]
