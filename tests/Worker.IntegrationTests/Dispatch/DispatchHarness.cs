@@ -38,6 +38,7 @@ internal static class DispatchHarness
         [
             new("ConnectionStrings:" + PersistenceExtensions.ConnectionStringName, postgres),
             new("Logging:LogLevel:Default", "Warning"),
+            new("Logging:LogLevel:MassTransit", "Warning"), // appsettings.json has MassTransit at Information
             new("Relay:MaxRetryDelay", "00:00:01"),
         ]);
         if (rabbitPort is { } port)

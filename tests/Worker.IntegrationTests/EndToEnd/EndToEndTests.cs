@@ -8,7 +8,7 @@ namespace Worker.IntegrationTests.EndToEnd;
 /// The whole path with the real worker host: RabbitMQ in, Postgres, the Gong simulator, the result event out. Each
 /// test checks the consumed events, the results table and the simulator's own record of the calls.
 /// </summary>
-public sealed class EndToEndTests
+public sealed class EndToEndTests(ITestOutputHelper output)
 {
     private static readonly TimeSpan Deadline = TimeSpan.FromSeconds(90);
 
@@ -24,7 +24,7 @@ public sealed class EndToEndTests
     [Fact]
     public async Task MassTransit_and_plain_json_requests_are_assigned_and_reported_on_the_result_exchange()
     {
-        await using var world = await EndToEndWorld.StartAsync();
+        await using var world = await EndToEndWorld.StartAsync(output: output);
         const string flowA = "1695493301223590001";
         const string flowB = "1695493301223590002";
         var idsA = EndToEndWorld.Ids("e2e-a-", 450);
@@ -82,7 +82,7 @@ public sealed class EndToEndTests
             Flows = [new FlowDefinition { Id = exclusiveFlow, Name = "Exclusive nurture", Exclusive = true }],
             SeedAssignments = [.. seeded.Select(id => new SeedAssignment { CrmProspectId = id, FlowId = exclusiveFlow })],
         };
-        await using var world = await EndToEndWorld.StartAsync(simulator, ["--Dispatch:MaxAttempts=3"]);
+        await using var world = await EndToEndWorld.StartAsync(simulator, ["--Dispatch:MaxAttempts=3"], output: output);
         var good = EndToEndWorld.Ids("e2e-ok-", 10);
         string[] unexpected = ["unexpected-e2e-1", "unexpected-e2e-2"];
         const string invalidId = "bad\u0007id";

@@ -48,13 +48,17 @@ internal sealed class EndToEndWorld : IAsyncDisposable
 
     private string[] arguments = [];
 
+    private TestLog log = new();
+
     private readonly List<WebApplication> replicas = [];
 
     /// <summary>Starts one more worker replica on the same database, vhost and simulator (settings added last win);
     /// returns its HTTP client (health, metrics) once it is ready. Stopped with the world.</summary>
     public async Task<HttpClient> StartReplicaAsync(params string[] settings)
     {
-        var app = WorkerHost.CreateBuilder([.. arguments, .. settings, "--Urls=http://127.0.0.1:0"]).Build();
+        var builder = WorkerHost.CreateBuilder([.. arguments, .. settings, "--Urls=http://127.0.0.1:0"]);
+        builder.Logging.UseTestLog(log);
+        var app = builder.Build();
         WorkerHost.MapEndpoints(app);
         await app.StartAsync();
         replicas.Add(app);
@@ -124,7 +128,8 @@ internal sealed class EndToEndWorld : IAsyncDisposable
         IEnumerable<string>? settings = null,
         int callsPerSecond = 20,
         Func<EndToEndWorld, Task>? beforeWorkerStarts = null,
-        Action<WebApplicationBuilder>? configureWorker = null)
+        Action<WebApplicationBuilder>? configureWorker = null,
+        ITestOutputHelper? output = null)
     {
         var services = await TestServices.GetAsync();
         var database = await services.CreateDatabaseAsync();
@@ -168,7 +173,9 @@ internal sealed class EndToEndWorld : IAsyncDisposable
                 "--Urls=http://127.0.0.1:0",
             ];
             world.arguments = args;
+            world.log = new TestLog(output is null ? null : output.WriteLine);
             var builder = WorkerHost.CreateBuilder(args);
+            builder.Logging.UseTestLog(world.log);
             configureWorker?.Invoke(builder);
             var app = builder.Build();
             WorkerHost.MapEndpoints(app);

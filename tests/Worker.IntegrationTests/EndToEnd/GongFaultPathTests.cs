@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Globalization;
 using Gong.Simulator;
 using Microsoft.EntityFrameworkCore;
@@ -28,7 +27,7 @@ public sealed class GongFaultPathTests(ITestOutputHelper output)
         {
             Faults = new FaultOptions { Script = [new ScriptedFault { Kind = FaultKind.RateLimited, RetryAfterHeader = retryAfter }] },
         };
-        await using var world = await EndToEndWorld.StartAsync(simulator);
+        await using var world = await EndToEndWorld.StartAsync(simulator, output: output);
         var ids = EndToEndWorld.Ids("e2e-ra-", 250);
         await world.PublishAsync(new AssignProspectsToFlow("e2e-ra-1", flow, "owner.ra@example.com", ids));
 
@@ -105,7 +104,7 @@ public sealed class GongFaultPathTests(ITestOutputHelper output)
                 ],
             },
         };
-        await using var world = await EndToEndWorld.StartAsync(simulator, ["--Gong:AttemptTimeout=00:00:06"]);
+        await using var world = await EndToEndWorld.StartAsync(simulator, ["--Gong:AttemptTimeout=00:00:06"], output: output);
         string[] requestIds = ["e2e-lag-0", "e2e-lag-1", "e2e-lag-2"];
         foreach (var (requestId, i) in requestIds.Select((r, i) => (r, i)))
         {
@@ -148,7 +147,7 @@ public sealed class GongFaultPathTests(ITestOutputHelper output)
     public async Task A_credentials_outage_with_eight_calls_in_flight_is_one_step_of_backoff_shared_by_every_replica()
     {
         await using var world = await EndToEndWorld.StartAsync(
-            settings: ["--Gong:UnauthorizedProbeDelay=00:00:01", "--Gong:UnauthorizedMaxProbeDelay=00:01:00", "--Dispatch:ReplicaName=first"]);
+            settings: ["--Gong:UnauthorizedProbeDelay=00:00:01", "--Gong:UnauthorizedMaxProbeDelay=00:01:00", "--Dispatch:ReplicaName=first"], output: output);
         world.Simulator.State.SetFaults(new FaultOptions { UnauthorizedForSeconds = 4 });
         var outageEnds = world.Simulator.State.Faults.UnauthorizedUntil!.Value;
         var requestIds = Enumerable.Range(0, 8).Select(i => $"e2e-cred-{i}").ToArray();
@@ -193,19 +192,7 @@ public sealed class GongFaultPathTests(ITestOutputHelper output)
     /// <summary>Runs <c>dotnet Worker.Host.dll &lt;args&gt;</c> against the world's database, as an operator would.</summary>
     internal static async Task<(int ExitCode, string Output)> RunWorkerCommandAsync(EndToEndWorld world, params string[] args)
     {
-        var muxer = Environment.ProcessPath is { } path && Path.GetFileNameWithoutExtension(path) == "dotnet" ? path : "dotnet";
-        var start = new ProcessStartInfo(muxer) { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true, WorkingDirectory = Path.GetTempPath() };
-        start.ArgumentList.Add(WorkerProcess.HostDll);
-        foreach (var arg in args)
-        {
-            start.ArgumentList.Add(arg);
-        }
-
-        start.Environment["ConnectionStrings__Postgres"] = world.Database.ConnectionString;
-        using var process = Process.Start(start)!;
-        var stdout = process.StandardOutput.ReadToEndAsync();
-        var stderr = process.StandardError.ReadToEndAsync();
-        await process.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(60));
-        return (process.ExitCode, await stdout + await stderr);
+        var run = await Operations.HostCommand.RunAsync(args, new Dictionary<string, string> { ["ConnectionStrings__Postgres"] = world.Database.ConnectionString }, TimeSpan.FromSeconds(60));
+        return (run.ExitCode, run.Text);
     }
 }

@@ -10,7 +10,7 @@ namespace Worker.IntegrationTests.EndToEnd;
 /// Gong misbehaving under the real worker host: answers lost after commit (reconciled, never assigned twice), 429s
 /// with Retry-After (the gate waits, nothing fails) and a credentials outage (Degraded readiness, nothing fails).
 /// </summary>
-public sealed class GongFaultTests
+public sealed class GongFaultTests(ITestOutputHelper output)
 {
     private static readonly TimeSpan Deadline = TimeSpan.FromSeconds(90);
 
@@ -28,7 +28,7 @@ public sealed class GongFaultTests
             },
         };
         // The lookup waits until the unknown call can no longer commit (AttemptTimeout + ReconcileDelay after its start).
-        await using var world = await EndToEndWorld.StartAsync(simulator, ["--Gong:AttemptTimeout=00:00:03"]);
+        await using var world = await EndToEndWorld.StartAsync(simulator, ["--Gong:AttemptTimeout=00:00:03"], output: output);
         var requestIds = Enumerable.Range(1, 5).Select(i => $"e2e-eac-{i}").ToArray();
         var all = new List<string>();
         foreach (var (requestId, i) in requestIds.Select((r, i) => (r, i)))
@@ -74,7 +74,7 @@ public sealed class GongFaultTests
     {
         const string flow = "1695493301223590011";
         var simulator = new SimulatorOptions { Faults = new FaultOptions { Script = [new ScriptedFault { Kind = FaultKind.TimeoutAfterCommit }] } };
-        await using var world = await EndToEndWorld.StartAsync(simulator, ["--Gong:AttemptTimeout=00:00:02"]);
+        await using var world = await EndToEndWorld.StartAsync(simulator, ["--Gong:AttemptTimeout=00:00:02"], output: output);
         var ids = EndToEndWorld.Ids("e2e-tac-", 300);
 
         await world.PublishAsync(new AssignProspectsToFlow("e2e-tac-1", flow, "owner.tac@example.com", ids));
@@ -117,7 +117,7 @@ public sealed class GongFaultTests
                 ],
             },
         };
-        await using var world = await EndToEndWorld.StartAsync(simulator);
+        await using var world = await EndToEndWorld.StartAsync(simulator, output: output);
         string[] flows = ["1695493301223590021", "1695493301223590022", "1695493301223590023"];
         foreach (var (flow, i) in flows.Select((f, i) => (f, i)))
         {
@@ -159,7 +159,7 @@ public sealed class GongFaultTests
     {
         const string flow = "1695493301223590030";
         await using var world = await EndToEndWorld.StartAsync(
-            settings: ["--Gong:UnauthorizedProbeDelay=00:00:00.500", "--Gong:UnauthorizedMaxProbeDelay=00:00:01"]);
+            settings: ["--Gong:UnauthorizedProbeDelay=00:00:00.500", "--Gong:UnauthorizedMaxProbeDelay=00:00:01"], output: output);
         Assert.Equal("Healthy", (await world.ReadinessCheckAsync("gong")).Status);
         world.Simulator.State.SetFaults(new FaultOptions { UnauthorizedForSeconds = 5 });
         var ids = EndToEndWorld.Ids("e2e-401-", 250);

@@ -20,7 +20,7 @@ namespace Worker.IntegrationTests.EndToEnd;
 /// UTF-16 units, NUL or an unpaired surrogate), which gives exactly one error-queue message naming requestId; no row
 /// is left open and nothing is sent to Gong twice. FsCheck generates the messages from a fixed seed (reproducible).
 /// </summary>
-public sealed class UnicodePropertyTests
+public sealed class UnicodePropertyTests(ITestOutputHelper output)
 {
     private const int Messages = 120;
     private const ulong Seed = 20261130;
@@ -38,7 +38,7 @@ public sealed class UnicodePropertyTests
             Ids = m.Ids?.Select(id => id is null ? null : $"m{i:D3}-{id}").ToList(),
         }).ToList();
 
-        await using var world = await EndToEndWorld.StartAsync(settings: ["--Dispatch:MaxBatchDelay=00:00:00.100"]);
+        await using var world = await EndToEndWorld.StartAsync(settings: ["--Dispatch:MaxBatchDelay=00:00:00.100"], output: output);
         var factory = new ConnectionFactory { Uri = world.VirtualHost.AmqpUri };
         await using (var connection = await factory.CreateConnectionAsync())
         await using (var channel = await connection.CreateChannelAsync(new CreateChannelOptions(publisherConfirmationsEnabled: true, publisherConfirmationTrackingEnabled: true)))
@@ -90,7 +90,7 @@ public sealed class UnicodePropertyTests
     {
         var taken = new List<ErrorQueueMessage>();
         await using var connection = await new ConnectionFactory { Uri = world.VirtualHost.AmqpUri }.CreateConnectionAsync();
-        await Ingest.Poll.UntilAsync(async () =>
+        await Poll.UntilAsync(async () =>
         {
             await using var channel = await connection.CreateChannelAsync();
             try

@@ -29,6 +29,13 @@ internal sealed class WorkerProcess : IAsyncDisposable
 
     public int ExitCode => process.ExitCode;
 
+    /// <summary>Log levels of a worker process unless the test's environment names them: Warning (appsettings.json has MassTransit at Information).</summary>
+    private static readonly KeyValuePair<string, string>[] QuietLogging =
+    [
+        new("Logging__LogLevel__Default", "Warning"),
+        new("Logging__LogLevel__MassTransit", "Warning"),
+    ];
+
     public static string HostDll => Path.Combine(AppContext.BaseDirectory, "Worker.Host.dll");
 
     public static WorkerProcess Start(IReadOnlyDictionary<string, string> environment)
@@ -37,6 +44,16 @@ internal sealed class WorkerProcess : IAsyncDisposable
         Assert.True(File.Exists(Path.ChangeExtension(HostDll, ".runtimeconfig.json")), "Worker.Host.runtimeconfig.json is next to it");
         var port = Operations.RunningWorker.ClosedPort();
         var start = Operations.HostCommand.StartInfo(["run"], environment);
+
+        // Tests log at Warning unless they ask for more (their own Logging__LogLevel__* entries win); the output is kept
+        // for failure messages (Tail, Output), never written to the console.
+        foreach (var (key, level) in QuietLogging)
+        {
+            if (!environment.ContainsKey(key))
+            {
+                start.Environment[key] = level;
+            }
+        }
 
         start.Environment["Urls"] = $"http://127.0.0.1:{port.ToString(CultureInfo.InvariantCulture)}";
         var process = new Process { StartInfo = start, EnableRaisingEvents = true };

@@ -4,13 +4,13 @@ using Worker.Testing;
 
 namespace Worker.IntegrationTests.Foundation;
 
-public sealed class PersistenceTests
+/// <summary>The migrated schema against real Postgres; the tests share one database (<see cref="DatabaseFixture"/>) and keep to their own request ids.</summary>
+public sealed class PersistenceTests(DatabaseFixture shared) : IClassFixture<DatabaseFixture>
 {
     [Fact]
     public async Task Migrations_are_applied_and_a_request_with_prospects_round_trips()
     {
-        var services = await TestServices.GetAsync();
-        await using var database = await services.CreateDatabaseAsync();
+        var database = shared.Database;
         var receivedAt = new DateTimeOffset(2026, 11, 29, 10, 0, 0, TimeSpan.Zero);
 
         await using (var db = database.CreateDbContext())
@@ -37,7 +37,7 @@ public sealed class PersistenceTests
 
         await using (var db = database.CreateDbContext())
         {
-            var stored = await db.AssignmentRequests.Include(r => r.Prospects).SingleAsync();
+            var stored = await db.AssignmentRequests.Include(r => r.Prospects).SingleAsync(r => r.RequestId == "crm-sync-2026-11-29-000123");
             Assert.Equal("crm-sync-2026-11-29-000123", stored.RequestId);
             Assert.Equal(receivedAt, stored.ReceivedAt);
             Assert.Equal(["0035g00000XYZabAAB", "a5V1Q00A120DP4CVAW"], stored.Prospects.Select(p => p.CrmProspectId).Order(StringComparer.Ordinal));
@@ -54,8 +54,7 @@ public sealed class PersistenceTests
     [Fact]
     public async Task The_rate_gate_row_is_seeded_by_the_migration()
     {
-        var services = await TestServices.GetAsync();
-        await using var database = await services.CreateDatabaseAsync();
+        var database = shared.Database;
         await using var db = database.CreateDbContext();
         var gate = await db.RateGates.SingleAsync();
         Assert.Equal(1, gate.Id);
@@ -64,8 +63,7 @@ public sealed class PersistenceTests
     [Fact]
     public async Task A_duplicate_request_id_is_refused_by_the_unique_index()
     {
-        var services = await TestServices.GetAsync();
-        await using var database = await services.CreateDatabaseAsync();
+        var database = shared.Database;
         AssignmentRequest Request() => new()
         {
             RequestId = "dup-1", FlowId = "1", OwnerEmail = "a@b.c", OwnerEmailNormalized = "a@b.c",

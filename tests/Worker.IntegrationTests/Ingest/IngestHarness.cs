@@ -18,8 +18,10 @@ using Worker.Testing;
 namespace Worker.IntegrationTests.Ingest;
 
 /// <summary>
-/// One test's world: its own database and vhost, and the worker host started through its real wiring
-/// (<see cref="WorkerHost.CreateBuilder"/>) on them. Also publishes as a non-.NET client would (RabbitMQ.Client).
+/// A database and vhost of their own, and the worker host started through its real wiring
+/// (<see cref="WorkerHost.CreateBuilder"/>) on them, logging at Warning to <see cref="Log"/> (the test output).
+/// Also publishes as a non-.NET client would (RabbitMQ.Client). Shared by the tests of a class through
+/// <see cref="IngestHostFixture"/>, or owned by one test that needs its own (outages, exact counters, a second host).
 /// </summary>
 internal sealed class IngestHarness : IAsyncDisposable
 {
@@ -30,11 +32,15 @@ internal sealed class IngestHarness : IAsyncDisposable
     private readonly List<MeterListener> listeners = [];
     private IConnection? amqp;
 
-    private IngestHarness(TestDatabase database, TestVirtualHost vhost)
+    private IngestHarness(TestDatabase database, TestVirtualHost vhost, TestLog log)
     {
         Database = database;
         VirtualHost = vhost;
+        Log = log;
     }
+
+    /// <summary>Where this harness's hosts log (Warning and above): the owning test's output, or the attached test's.</summary>
+    public TestLog Log { get; }
 
     public TestDatabase Database { get; }
 
@@ -45,19 +51,19 @@ internal sealed class IngestHarness : IAsyncDisposable
 
     public IBus Bus => hosts[0].Services.GetRequiredService<IBus>();
 
-    /// <summary>A database and vhost with one worker host started on them.</summary>
-    public static async Task<IngestHarness> StartAsync(params string[] settings)
+    /// <summary>A database and vhost with one worker host started on them, logging to <paramref name="output"/>.</summary>
+    public static async Task<IngestHarness> StartAsync(ITestOutputHelper? output, params string[] settings)
     {
-        var harness = await CreateAsync();
+        var harness = await CreateAsync(output);
         await harness.StartHostAsync(harness.Database.ConnectionString, settings);
         return harness;
     }
 
-    /// <summary>A database and vhost, no host yet (see <see cref="StartHostAsync"/>).</summary>
-    public static async Task<IngestHarness> CreateAsync()
+    /// <summary>A database (a copy of the run's migrated template) and vhost, no host yet (see <see cref="StartHostAsync"/>).</summary>
+    public static async Task<IngestHarness> CreateAsync(ITestOutputHelper? output)
     {
         var services = await TestServices.GetAsync();
-        return new IngestHarness(await services.CreateDatabaseAsync(), await services.CreateVirtualHostAsync());
+        return new IngestHarness(await services.CreateDatabaseAsync(), await services.CreateVirtualHostAsync(), new TestLog(output is null ? null : output.WriteLine));
     }
 
     /// <summary>Starts (another) worker host on this harness's vhost, with the given Postgres connection string.</summary>
@@ -72,6 +78,7 @@ internal sealed class IngestHarness : IAsyncDisposable
             .. settings,
         ];
         var builder = WorkerHost.CreateBuilder(args);
+        builder.Logging.UseTestLog(Log);
         builder.Services.Configure<MassTransitHostOptions>(o => o.WaitUntilStarted = true);
         var app = builder.Build();
         WorkerHost.MapEndpoints(app);
@@ -80,7 +87,8 @@ internal sealed class IngestHarness : IAsyncDisposable
         hosts.Add(app);
     }
 
-    public async Task PublishRawAsync(string body, string? contentType = "application/json")
+    /// <summary>Publishes <paramref name="body"/> as a raw AMQP message; returns its <c>message_id</c>.</summary>
+    public async Task<string> PublishRawAsync(string body, string? contentType = "application/json")
     {
         amqp ??= await new ConnectionFactory { Uri = VirtualHost.AmqpUri }.CreateConnectionAsync();
         await using var channel = await amqp.CreateChannelAsync();
@@ -91,6 +99,7 @@ internal sealed class IngestHarness : IAsyncDisposable
             MessageId = Guid.NewGuid().ToString(),
         };
         await channel.BasicPublishAsync(Exchange, string.Empty, mandatory: false, properties, Encoding.UTF8.GetBytes(body));
+        return properties.MessageId;
     }
 
     public Task PublishAsync(AssignProspectsToFlow message) => Bus.Publish(message);
@@ -98,36 +107,42 @@ internal sealed class IngestHarness : IAsyncDisposable
     /// <summary>Waits for the request row (with its prospects) to be committed.</summary>
     public async Task<AssignmentRequest> WaitForRequestAsync(string requestId)
     {
-        AssignmentRequest? found = null;
-        await Poll.UntilAsync(async () =>
+        var found = await Poll.UntilAsync(async () =>
         {
             await using var db = Database.CreateDbContext();
-            found = await db.AssignmentRequests.AsNoTracking().Include(r => r.Prospects).SingleOrDefaultAsync(r => r.RequestId == requestId);
-            return found is not null;
-        }, $"request {requestId} stored");
+            return await db.AssignmentRequests.AsNoTracking().Include(r => r.Prospects).SingleOrDefaultAsync(r => r.RequestId == requestId);
+        }, request => request is not null, $"request {requestId} stored");
         return found!;
     }
 
-    /// <summary>Waits for one message on the endpoint's error queue and takes it.</summary>
-    public async Task<ErrorQueueMessage> TakeFromErrorQueueAsync()
+    /// <summary>
+    /// Waits for the message published as <paramref name="messageId"/> on the endpoint's error queue and takes it.
+    /// Other messages found on the way are taken too (a shared vhost's leftovers) and named if the wait times out.
+    /// </summary>
+    public async Task<ErrorQueueMessage> TakeFromErrorQueueAsync(string messageId)
     {
         amqp ??= await new ConnectionFactory { Uri = VirtualHost.AmqpUri }.CreateConnectionAsync();
-        BasicGetResult? result = null;
-        await Poll.UntilAsync(async () =>
+        var others = new List<string>();
+        var result = await Poll.UntilAsync(async () =>
         {
             // MassTransit declares the error queue with the first fault; until then a get closes the channel (404).
             await using var channel = await amqp.CreateChannelAsync();
             try
             {
-                result = await channel.BasicGetAsync(ErrorQueue, autoAck: true);
+                var got = await channel.BasicGetAsync(ErrorQueue, autoAck: true);
+                if (got is not null && got.BasicProperties.MessageId != messageId)
+                {
+                    others.Add($"{got.BasicProperties.MessageId}: {Encoding.UTF8.GetString(got.Body.Span)}");
+                    return null;
+                }
+
+                return got;
             }
             catch (RabbitMQ.Client.Exceptions.OperationInterruptedException)
             {
-                return false;
+                return null;
             }
-
-            return result is not null;
-        }, $"a message on {ErrorQueue}");
+        }, got => got is not null, $"message {messageId} on {ErrorQueue} (other messages taken: {others.Count})");
         var headers = (result!.BasicProperties.Headers ?? new Dictionary<string, object?>())
             .ToDictionary(h => h.Key, h => h.Value is byte[] bytes ? Encoding.UTF8.GetString(bytes) : h.Value?.ToString(), StringComparer.Ordinal);
         return new ErrorQueueMessage(Encoding.UTF8.GetString(result.Body.Span), headers);
@@ -171,8 +186,9 @@ internal sealed class IngestHarness : IAsyncDisposable
         return rows.Select(OutboxEvents.ReadCompleted).ToList();
     }
 
+    /// <summary>Waits until flow_assignment.messages.ingested{result} reaches <paramref name="count"/> (take a count before publishing on a shared host).</summary>
     public Task WaitForIngestedAsync(string result, long count) =>
-        Poll.UntilAsync(() => Task.FromResult(Ingested.GetValueOrDefault(result) >= count), $"{count} message(s) ingested as {result}");
+        Poll.UntilAsync(() => Task.FromResult(Ingested.GetValueOrDefault(result)), n => n >= count, $"{count} message(s) ingested as {result}");
 
     public async ValueTask DisposeAsync()
     {
@@ -229,24 +245,4 @@ internal sealed class IngestHarness : IAsyncDisposable
 internal sealed record ErrorQueueMessage(string Body, IReadOnlyDictionary<string, string?> Headers)
 {
     public string Reason => Headers.GetValueOrDefault("MT-Fault-Message") ?? Headers.GetValueOrDefault("MT-Reason") ?? string.Empty;
-}
-
-internal static class Poll
-{
-    public static async Task UntilAsync(Func<Task<bool>> condition, string what, TimeSpan? timeout = null)
-    {
-        var deadline = DateTime.UtcNow + (timeout ?? TimeSpan.FromSeconds(60));
-        var interval = TimeSpan.FromMilliseconds(20);
-        while (!await condition())
-        {
-            if (DateTime.UtcNow > deadline)
-            {
-                throw new TimeoutException($"Timed out waiting for {what}.");
-            }
-
-            // Polling with a deadline (not a fixed wait): back off a little so 4 parallel tests don't hammer Postgres.
-            await Task.Delay(interval);
-            interval = TimeSpan.FromMilliseconds(Math.Min(interval.TotalMilliseconds * 1.5, 250));
-        }
-    }
 }

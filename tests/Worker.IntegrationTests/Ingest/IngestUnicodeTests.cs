@@ -8,17 +8,23 @@ namespace Worker.IntegrationTests.Ingest;
 /// Issue 11 case 1: user text holding astral-plane characters, lone surrogates and other awkward Unicode, through real
 /// RabbitMQ into real Postgres. Bodies are written as a non-.NET publisher writes them (every non-ASCII character as a
 /// <c>\uXXXX</c> escape, as Python's json.dumps does), because that is the only way a lone surrogate reaches the wire.
+/// The tests share one host (<see cref="IngestHostFixture"/>) and keep to their own request ids.
 /// </summary>
-public sealed class IngestUnicodeTests
+public sealed class IngestUnicodeTests(IngestHostFixture shared, ITestOutputHelper output) : IClassFixture<IngestHostFixture>, IDisposable
 {
     private const string FlowId = "1695493301223590792";
     private const string Owner = "owner@example.com";
     private static readonly string Emoji = char.ConvertFromUtf32(0x1F600);
 
+    private readonly IDisposable attached = shared.Attach(output);
+
+    /// <inheritdoc />
+    public void Dispose() => attached.Dispose();
+
     [Fact]
     public async Task An_id_of_300_emoji_beside_a_valid_id_is_Rejected_alone_and_the_valid_id_is_stored()
     {
-        await using var h = await IngestHarness.StartAsync();
+        var h = shared.Harness;
         var emojiId = string.Concat(Enumerable.Repeat(Emoji, 300));
         await h.PublishRawAsync(AsciiJson("emoji-id", FlowId, Owner, ["ok-1", emojiId]));
 
@@ -37,7 +43,7 @@ public sealed class IngestUnicodeTests
     [Fact]
     public async Task A_flowId_of_200_emoji_Rejects_the_request_with_its_event()
     {
-        await using var h = await IngestHarness.StartAsync();
+        var h = shared.Harness;
         await h.PublishRawAsync(AsciiJson("emoji-flow", string.Concat(Enumerable.Repeat(Emoji, 200)), Owner, ["ok-1"]));
 
         var request = await h.WaitForRequestAsync("emoji-flow");
@@ -54,7 +60,7 @@ public sealed class IngestUnicodeTests
     [Fact]
     public async Task A_lone_surrogate_in_an_id_Rejects_that_id_alone_with_the_field_named()
     {
-        await using var h = await IngestHarness.StartAsync();
+        var h = shared.Harness;
         await h.PublishRawAsync(AsciiJson("lone-id", FlowId, Owner, ["ok-1", "ab\uD83Dcd", "ok-2"]));
 
         var request = await h.WaitForRequestAsync("lone-id");
@@ -76,9 +82,9 @@ public sealed class IngestUnicodeTests
         A_lone_surrogate_in_flowId_or_owner_email_Rejects_the_request_with_its_event(
             "lone-email", FlowId, "own\uD800er@example.com", "flowInstanceOwnerEmail: contains an unpaired surrogate U+D800 at index 3");
 
-    private static async Task A_lone_surrogate_in_flowId_or_owner_email_Rejects_the_request_with_its_event(string requestId, string flowId, string email, string reason)
+    private async Task A_lone_surrogate_in_flowId_or_owner_email_Rejects_the_request_with_its_event(string requestId, string flowId, string email, string reason)
     {
-        await using var h = await IngestHarness.StartAsync();
+        var h = shared.Harness;
         await h.PublishRawAsync(AsciiJson(requestId, flowId, email, ["ok-1"]));
 
         var request = await h.WaitForRequestAsync(requestId);
@@ -94,19 +100,21 @@ public sealed class IngestUnicodeTests
     [Fact]
     public async Task A_lone_surrogate_in_requestId_goes_to_the_error_queue_with_requestId_named()
     {
-        await using var h = await IngestHarness.StartAsync();
-        await h.PublishRawAsync(AsciiJson("req\uDBFF", FlowId, Owner, ["ok-1"]));
+        var h = shared.Harness;
+        var unreadable = h.Ingested.GetValueOrDefault("unreadable");
+        var requests = await h.CountRequestsAsync();
+        var messageId = await h.PublishRawAsync(AsciiJson("req\uDBFF", FlowId, Owner, ["ok-1"]));
 
-        var error = await h.TakeFromErrorQueueAsync();
+        var error = await h.TakeFromErrorQueueAsync(messageId);
         Assert.Contains("requestId: contains an unpaired surrogate U+DBFF", error.Reason, StringComparison.Ordinal);
-        Assert.Equal(0, await h.CountRequestsAsync());
-        await h.WaitForIngestedAsync("unreadable", 1);
+        Assert.Equal(requests, await h.CountRequestsAsync());
+        await h.WaitForIngestedAsync("unreadable", unreadable + 1);
     }
 
     [Fact]
     public async Task A_requestId_of_200_emoji_is_Rejected_and_answered_under_its_own_requestId()
     {
-        await using var h = await IngestHarness.StartAsync();
+        var h = shared.Harness;
         var requestId = string.Concat(Enumerable.Repeat(Emoji, 100)) + "-x"; // 202 UTF-16 units: storable, over the 128 limit
         await h.PublishRawAsync(AsciiJson(requestId, FlowId, Owner, ["ok-1"]));
 

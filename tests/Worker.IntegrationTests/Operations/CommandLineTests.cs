@@ -11,9 +11,9 @@ namespace Worker.IntegrationTests.Operations;
 /// <summary>
 /// The command line as a new user meets it, each case a real process: <c>healthcheck --url</c>, exit code 2 for arguments
 /// the parser refuses, and one clean line with exit code 1 (no stack trace) for a refused database login or a setting
-/// that cannot be converted.
+/// that cannot be converted. Tests that only read the database share one (<see cref="DatabaseFixture"/>).
 /// </summary>
-public sealed class CommandLineTests
+public sealed class CommandLineTests(DatabaseFixture shared) : IClassFixture<DatabaseFixture>
 {
     private static readonly TimeSpan ProcessTimeout = TimeSpan.FromMinutes(2);
 
@@ -51,8 +51,7 @@ public sealed class CommandLineTests
     [InlineData("--error-code", "redrive", "--dry-run", "--error-code", "retriesexhausted")]
     public async Task Arguments_the_parser_refuses_exit_2_with_a_message_naming_the_option(string named, params string[] args)
     {
-        var services = await TestServices.GetAsync();
-        await using var database = await services.CreateDatabaseAsync();
+        var database = shared.Database;
         var environment = new Dictionary<string, string> { ["ConnectionStrings__Postgres"] = database.ConnectionString };
 
         var run = await HostCommand.RunAsync(args, environment, ProcessTimeout);
@@ -65,8 +64,7 @@ public sealed class CommandLineTests
     [Fact]
     public async Task Redrive_error_code_names_every_allowed_value_and_accepts_each()
     {
-        var services = await TestServices.GetAsync();
-        await using var database = await services.CreateDatabaseAsync();
+        var database = shared.Database;
         var environment = new Dictionary<string, string> { ["ConnectionStrings__Postgres"] = database.ConnectionString, ["Logging__LogLevel__Default"] = "Warning" };
 
         var bogus = await HostCommand.RunAsync(["redrive", "--dry-run", "--error-code", "Bogus"], environment, ProcessTimeout);

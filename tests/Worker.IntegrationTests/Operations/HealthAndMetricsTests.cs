@@ -10,7 +10,7 @@ using Worker.Testing;
 namespace Worker.IntegrationTests.Operations;
 
 [Collection(SerialCollection.Name)]
-public sealed class HealthAndMetricsTests
+public sealed class HealthAndMetricsTests(ITestOutputHelper output)
 {
     private static readonly TimeSpan Patience = TimeSpan.FromSeconds(30);
 
@@ -20,7 +20,7 @@ public sealed class HealthAndMetricsTests
         var services = await TestServices.GetAsync();
         await using var database = await services.CreateDatabaseAsync();
         await using var vhost = await services.CreateVirtualHostAsync();
-        await using var worker = await RunningWorker.StartAsync(Settings(database.ConnectionString, vhost));
+        await using var worker = await RunningWorker.StartAsync(Settings(database.ConnectionString, vhost), output: output);
 
         var live = await worker.GetAsync(HealthEndpoints.LivePath);
         Assert.Equal(HttpStatusCode.OK, live.Status);
@@ -46,7 +46,7 @@ public sealed class HealthAndMetricsTests
         var settings = Settings(database.ConnectionString, vhost)
             .Where(kv => kv.Key != "RabbitMq:Password")
             .Append(new("RabbitMq:Password", "not-the-password"));
-        await using var worker = await RunningWorker.StartAsync(settings);
+        await using var worker = await RunningWorker.StartAsync(settings, output: output);
 
         // MassTransit does not retry ACCESS_REFUSED: without this check the pod would stay alive and never consume.
         var live = await RunningWorker.EventuallyAsync(() => worker.GetAsync(HealthEndpoints.LivePath), r => r.Status == HttpStatusCode.ServiceUnavailable, Patience);
@@ -68,7 +68,7 @@ public sealed class HealthAndMetricsTests
             new("Gong:AccessKeySecret", canary + "-secret"),
             new("Operations:GaugeRefreshInterval", "00:00:01"),
         ]);
-        await using var worker = await RunningWorker.StartAsync(settings);
+        await using var worker = await RunningWorker.StartAsync(settings, output: output);
 
         var ready = await worker.GetAsync(HealthEndpoints.ReadyPath);
         Assert.Equal(HttpStatusCode.ServiceUnavailable, ready.Status);
@@ -95,7 +95,7 @@ public sealed class HealthAndMetricsTests
         var pause = new GongPause("Access key is not valid", DateTimeOffset.UtcNow, DateTimeOffset.UtcNow.AddMinutes(1));
         await using var worker = await RunningWorker.StartAsync(
             Settings(database.ConnectionString, vhost),
-            s => s.AddSingleton<IGongDispatchState>(new PausedGong(pause)));
+            s => s.AddSingleton<IGongDispatchState>(new PausedGong(pause)), output: output);
 
         var ready = await RunningWorker.EventuallyAsync(() => worker.GetAsync(HealthEndpoints.ReadyPath), r => r.Status == HttpStatusCode.OK, Patience);
         Assert.Equal(HttpStatusCode.OK, ready.Status);
@@ -124,7 +124,7 @@ public sealed class HealthAndMetricsTests
             Prospect("p3", ProspectAssignmentStatus.InFlight, now.AddMinutes(-1)));
 
         await using var worker = await RunningWorker.StartAsync(
-            Settings(database.ConnectionString, vhost).Append(new("Operations:GaugeRefreshInterval", "00:00:01")));
+            Settings(database.ConnectionString, vhost).Append(new("Operations:GaugeRefreshInterval", "00:00:01")), output: output);
         var metrics = worker.App.Services.GetRequiredService<WorkerMetrics>();
         metrics.MessageIngested("accepted");
         metrics.GongCall("assign", "Answered", 200, TimeSpan.FromMilliseconds(350));
@@ -173,7 +173,7 @@ public sealed class HealthAndMetricsTests
         [
             new("Operations:GaugeRefreshInterval", "00:00:01"),
             new("Gong:DailyCallLimit", "5000"),
-        ]));
+        ]), output: output);
         var metrics = worker.App.Services.GetRequiredService<WorkerMetrics>();
         metrics.GongCall("assign", "Answered", 200, TimeSpan.FromMilliseconds(350));
         metrics.BatchFill(199);

@@ -12,7 +12,7 @@ namespace Worker.IntegrationTests.Operations;
 /// <c>migrate</c> and <c>topology</c> as real processes: concurrent migrations on an empty database, a quiet log on a
 /// fresh database, and a broker topology that keeps requests published before any worker runs.
 /// </summary>
-public sealed class MigrateAndTopologyTests
+public sealed class MigrateAndTopologyTests(ITestOutputHelper output)
 {
     private static readonly TimeSpan ProcessTimeout = TimeSpan.FromMinutes(3);
 
@@ -71,7 +71,7 @@ public sealed class MigrateAndTopologyTests
                 var queue = await QueueAsync(services, w.VirtualHost, "assign-prospects-to-flow");
                 Assert.Equal("quorum", queue!.Type);
                 Assert.Equal("quorum", (await QueueAsync(services, w.VirtualHost, BrokerTopology.ErrorQueueName))!.Type);
-            });
+            }, output: output);
 
         await world.WaitForEventsAsync(["early-enveloped-1", "early-plain-1"], TimeSpan.FromSeconds(90));
         foreach (var requestId in new[] { "early-enveloped-1", "early-plain-1" })

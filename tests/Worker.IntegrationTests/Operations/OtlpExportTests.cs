@@ -5,7 +5,7 @@ using Worker.IntegrationTests.EndToEnd;
 namespace Worker.IntegrationTests.Operations;
 
 /// <summary>The OTLP trace exporter sends to the endpoint named by OTEL_EXPORTER_OTLP_ENDPOINT (here a local HTTP listener).</summary>
-public sealed class OtlpExportTests
+public sealed class OtlpExportTests(ITestOutputHelper output)
 {
     [Fact]
     public async Task With_OTEL_EXPORTER_OTLP_ENDPOINT_set_spans_are_posted_to_the_collector()
@@ -33,7 +33,7 @@ public sealed class OtlpExportTests
             $"--OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:{port}",
             "--OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf",
             "--OTEL_BSP_SCHEDULE_DELAY=500",
-        ]);
+        ], output: output);
         await world.PublishAsync(new AssignProspectsToFlow("otlp-1", "1695493301223597777", "owner@example.com", ["otlp-a", "otlp-b"]));
         await world.WaitForEventsAsync(["otlp-1"], TimeSpan.FromSeconds(90));
 

@@ -8,7 +8,7 @@ using Worker.Testing;
 namespace Worker.IntegrationTests.Operations;
 
 /// <summary>The <c>redrive</c> subcommand against real Postgres, and a re-drive drained by the worker against the simulator to its event.</summary>
-public sealed class RedriveTests
+public sealed class RedriveTests(ITestOutputHelper testOutput)
 {
     private const string Flow = "1695493301223591111";
 
@@ -109,7 +109,7 @@ public sealed class RedriveTests
     [Fact]
     public async Task A_redrive_is_drained_by_the_worker_against_the_simulator_to_one_event_for_its_requestId()
     {
-        await using var world = await EndToEndWorld.StartAsync();
+        await using var world = await EndToEndWorld.StartAsync(output: testOutput);
         var now = DateTimeOffset.UtcNow;
         await Seed(world.Database, Original("orig-e2e", now,
             ("e1", ProspectAssignmentStatus.Failed, "RetriesExhausted"),

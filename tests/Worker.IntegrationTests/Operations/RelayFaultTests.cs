@@ -18,7 +18,7 @@ namespace Worker.IntegrationTests.Operations;
 /// dead-lettered while the rest are published; publishes the broker refuses make readiness Degraded and are logged once
 /// per state change, not once per round; a publish in flight at stop is awaited, never published again by the flush.
 /// </summary>
-public sealed class RelayFaultTests
+public sealed class RelayFaultTests(ITestOutputHelper output)
 {
     private const string EventExchange = "Worker.Contracts:FlowAssignmentCompleted";
 
@@ -33,7 +33,7 @@ public sealed class RelayFaultTests
         await InsertCompletedAsync(database, "bad-type", Payload("bad-type"), messageType: "Worker.Contracts.SomethingElse");
         await InsertCompletedAsync(database, "good-2", Payload("good-2"));
 
-        await using var worker = await RunningWorker.StartAsync(Settings(database, vhost));
+        await using var worker = await RunningWorker.StartAsync(Settings(database, vhost), output: output);
         await Poll.UntilAsync(async () => await ScalarAsync<long>(database, "SELECT count(*) FROM outbox_messages WHERE published_at IS NOT NULL") == 2, "both readable rows published");
         await Poll.UntilAsync(async () => await ScalarAsync<long>(database, "SELECT count(*) FROM outbox_messages WHERE failed_at IS NOT NULL") == 2, "both unreadable rows dead-lettered");
 
@@ -72,7 +72,7 @@ public sealed class RelayFaultTests
             await InsertCompletedAsync(database, $"refused-{i}", Payload($"refused-{i}"));
         }
 
-        await using var worker = await RunningWorker.StartAsync(Settings(database, vhost));
+        await using var worker = await RunningWorker.StartAsync(Settings(database, vhost), output: output);
         await Poll.UntilAsync(async () => await ScalarAsync<long>(database, "SELECT min(attempts)::bigint FROM outbox_messages") >= 6, "six failed publish rounds for every row");
 
         var (status, body) = await worker.GetAsync(HealthEndpoints.ReadyPath);

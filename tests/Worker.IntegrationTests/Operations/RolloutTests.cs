@@ -9,7 +9,7 @@ using static Worker.IntegrationTests.Operations.HealthAndMetricsTests;
 namespace Worker.IntegrationTests.Operations;
 
 /// <summary>What a rollout relies on: readiness that waits for migrations, checks that fit the replica's role, secrets that must be given, a health check for compose.</summary>
-public sealed class RolloutTests
+public sealed class RolloutTests(ITestOutputHelper output)
 {
     private static readonly TimeSpan Patience = TimeSpan.FromSeconds(30);
 
@@ -19,7 +19,7 @@ public sealed class RolloutTests
         var services = await TestServices.GetAsync();
         await using var database = await services.CreateEmptyDatabaseAsync();
         await using var vhost = await services.CreateVirtualHostAsync();
-        await using var worker = await RunningWorker.StartAsync(Settings(database.ConnectionString, vhost).Append(new("Dispatch:Enabled", "false")));
+        await using var worker = await RunningWorker.StartAsync(Settings(database.ConnectionString, vhost).Append(new("Dispatch:Enabled", "false")), output: output);
 
         var ready = await RunningWorker.EventuallyAsync(() => worker.GetAsync(HealthEndpoints.ReadyPath), r => Check(r.Body, "masstransit-bus").Status == "Healthy", Patience);
         Assert.Equal(HttpStatusCode.ServiceUnavailable, ready.Status);

@@ -5,10 +5,14 @@ using Microsoft.AspNetCore.Builder;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using Worker.Host;
+using Worker.Testing;
 
 namespace Worker.IntegrationTests.Operations;
 
-/// <summary>The worker host started in-process on a free loopback port, with every log line captured.</summary>
+/// <summary>
+/// The worker host started in-process on a free loopback port, with every log line captured (<see cref="Logs"/>) and
+/// Warning and above written to the test output.
+/// </summary>
 internal sealed class RunningWorker : IAsyncDisposable
 {
     private RunningWorker(WebApplication app, Uri baseAddress, LogCapture logs)
@@ -27,11 +31,13 @@ internal sealed class RunningWorker : IAsyncDisposable
     /// <summary>Starts the host with <paramref name="settings"/> as command-line configuration (highest precedence).</summary>
     public static async Task<RunningWorker> StartAsync(
         IEnumerable<KeyValuePair<string, string?>> settings,
-        Action<IServiceCollection>? configureServices = null)
+        Action<IServiceCollection>? configureServices = null,
+        ITestOutputHelper? output = null)
     {
         var args = settings.Select(s => $"--{s.Key}={s.Value}").Append("--Urls=http://127.0.0.1:0").ToArray();
         var builder = WorkerHost.CreateBuilder(args);
         var logs = new LogCapture();
+        builder.Logging.UseTestLog(new TestLog(output is null ? null : output.WriteLine));
         builder.Logging.AddProvider(logs);
         configureServices?.Invoke(builder.Services);
         var app = builder.Build();

@@ -8,7 +8,7 @@ using Worker.IntegrationTests.EndToEnd;
 namespace Worker.IntegrationTests.Operations;
 
 /// <summary>OpenTelemetry traces of a real drain: the batch span and its tags, the Gong HTTP call inside it, trace ids in the log.</summary>
-public sealed class TracingTests
+public sealed class TracingTests(ITestOutputHelper output)
 {
     [Fact]
     public async Task A_batch_has_a_span_with_flow_size_and_outcome_its_Gong_call_is_a_child_and_its_log_lines_carry_the_trace_id()
@@ -26,7 +26,7 @@ public sealed class TracingTests
 
         await using var world = await EndToEndWorld.StartAsync(
             settings: ["--Logging:LogLevel:Worker.Host.Dispatch=Debug"],
-            configureWorker: builder => builder.Logging.AddProvider(logs));
+            configureWorker: builder => builder.Logging.AddProvider(logs), output: output);
         var ids = EndToEndWorld.Ids("traced-", 7);
         await world.PublishAsync(new AssignProspectsToFlow("traced-1", flow, "owner@example.com", ids));
         await world.WaitForEventsAsync(["traced-1"], TimeSpan.FromSeconds(90));

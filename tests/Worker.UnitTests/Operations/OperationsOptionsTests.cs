@@ -5,10 +5,11 @@ using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Options;
 using Worker.Host;
 using Worker.Host.Operations;
+using Worker.Testing;
 
 namespace Worker.UnitTests.Operations;
 
-public sealed class OperationsOptionsTests
+public sealed class OperationsOptionsTests(Xunit.Abstractions.ITestOutputHelper output)
 {
     private const string UnreachablePostgres = "--ConnectionStrings:Postgres=Host=127.0.0.1;Port=1;Database=none;Username=none;Password=none";
 
@@ -32,7 +33,9 @@ public sealed class OperationsOptionsTests
         // The host lifetime reads the shutdown timeout while the host is built, so the error comes before any service starts.
         var error = await Assert.ThrowsAsync<OptionsValidationException>(async () =>
         {
-            await using var app = WorkerHost.CreateBuilder([UnreachablePostgres, "--Operations:ShutdownTimeout=00:30:00", "--Urls=http://127.0.0.1:0"]).Build();
+            var builder = WorkerHost.CreateBuilder([UnreachablePostgres, "--Operations:ShutdownTimeout=00:30:00", "--Urls=http://127.0.0.1:0"]);
+            builder.Logging.UseTestLog(new TestLog(output.WriteLine));
+            await using var app = builder.Build();
             await app.StartAsync();
         });
         Assert.Contains("Operations__ShutdownTimeout", error.Message, StringComparison.Ordinal);
