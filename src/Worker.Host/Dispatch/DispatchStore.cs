@@ -496,7 +496,10 @@ internal sealed class DispatchStore(
             p.ErrorCode,
             p.ErrorMessage,
             p.GongRequestId))],
-        string.IsNullOrEmpty(request.RejectionReason) ? [] : request.RejectionReason.Split('\n', StringSplitOptions.RemoveEmptyEntries));
+        string.IsNullOrEmpty(request.RejectionReason) ? [] : request.RejectionReason.Split('\n', StringSplitOptions.RemoveEmptyEntries))
+    {
+        Priority = PriorityLanes.ToWire(request.Priority),
+    };
 
     private static ProspectStatus ToProspectStatus(ProspectAssignmentStatus status) => status switch
     {

@@ -3,7 +3,9 @@ using System.Net.Mail;
 using System.Security.Cryptography;
 using System.Text;
 using Worker.Contracts;
+using Worker.Host.Dispatch;
 using Worker.Host.Operations;
+using Worker.Persistence.Entities;
 
 namespace Worker.Host.Ingest;
 
@@ -39,6 +41,10 @@ internal sealed record ValidatedRequest(
 
     /// <summary>Unique ids stored for the request (valid and rejected).</summary>
     public int ProspectCount => ValidIds.Count + RejectedIds.Count;
+
+    /// <summary>The priority lane (Normal when absent); null when the value was unknown (the request is Rejected).
+    /// Not part of <see cref="ContentHash"/>: a request's identity ignores its priority.</summary>
+    public ProspectPriority? Priority { get; init; } = ProspectPriority.Normal;
 }
 
 /// <summary>
@@ -152,6 +158,8 @@ internal static class AssignmentValidator
             errors.Add($"crmProspectIds: {ids.Count} ids; the limit is {maxProspectsPerRequest} per request (Ingest:MaxProspectsPerRequest).");
         }
 
+        var priority = PriorityLanes.Parse(message.Priority, errors);
+
         var valid = new List<string>();
         var rejected = new List<RejectedProspectId>();
         var seen = new HashSet<string>(StringComparer.Ordinal);
@@ -195,7 +203,7 @@ internal static class AssignmentValidator
             valid,
             rejected,
             errors,
-            ContentHash(requestId, flowId, email, ids));
+            ContentHash(requestId, flowId, email, ids)) { Priority = priority };
     }
 
     private static string? ProspectIdProblem(string? id)

@@ -3,6 +3,7 @@ using Microsoft.Extensions.Options;
 using Npgsql;
 using NpgsqlTypes;
 using Worker.Contracts;
+using Worker.Host.Dispatch;
 using Worker.Host.Operations;
 using Worker.Host.Relay;
 using Worker.Persistence.Entities;
@@ -45,14 +46,14 @@ public sealed partial class IngestWriter(
     private const string InsertRequestsSql = """
         INSERT INTO assignment_requests (request_id, flow_id, owner_email, owner_email_normalized, status,
             prospect_count, pending_count, assigned_count, not_assigned_count, failed_count, rejected_count,
-            content_hash, rejection_reason, received_at, completed_at)
+            content_hash, rejection_reason, received_at, completed_at, priority)
         SELECT r.request_id, r.flow_id, r.owner_email, r.owner_email_normalized, r.status,
             r.prospect_count, r.pending_count, 0, 0, 0, r.rejected_count,
-            r.content_hash, r.rejection_reason, @now, CASE WHEN r.status IS NULL THEN NULL ELSE @now END
+            r.content_hash, r.rejection_reason, @now, CASE WHEN r.status IS NULL THEN NULL ELSE @now END, r.priority
         FROM unnest(@request_id, @flow_id, @owner_email, @owner_email_normalized, @status,
-            @prospect_count, @pending_count, @rejected_count, @content_hash, @rejection_reason)
+            @prospect_count, @pending_count, @rejected_count, @content_hash, @rejection_reason, @priority)
             AS r(request_id, flow_id, owner_email, owner_email_normalized, status,
-                 prospect_count, pending_count, rejected_count, content_hash, rejection_reason)
+                 prospect_count, pending_count, rejected_count, content_hash, rejection_reason, priority)
         ORDER BY r.request_id
         ON CONFLICT (request_id) DO NOTHING
         RETURNING id, request_id
@@ -60,7 +61,7 @@ public sealed partial class IngestWriter(
 
     private const string CopyProspectsSql = """
         COPY prospect_assignments (assignment_request_id, crm_prospect_id, flow_id, owner_email, status,
-            error_code, error_message, reconciled, reconcile_first, attempts, available_at, created_at, updated_at, completed_at)
+            error_code, error_message, reconciled, reconcile_first, attempts, available_at, created_at, updated_at, completed_at, priority)
         FROM STDIN (FORMAT BINARY)
         """;
 
@@ -212,6 +213,7 @@ public sealed partial class IngestWriter(
         AddArray(command, "rejected_count", NpgsqlDbType.Integer, requests.Select(r => r.IsRejected ? r.ProspectCount : r.RejectedIds.Count));
         AddArray(command, "content_hash", NpgsqlDbType.Text, requests.Select(r => r.ContentHash));
         AddArray(command, "rejection_reason", NpgsqlDbType.Text, requests.Select(RejectionReason));
+        AddArray(command, "priority", NpgsqlDbType.Text, requests.Select(r => r.Priority?.ToString()));
 
         var inserted = new Dictionary<string, long>(StringComparer.Ordinal);
         await using var reader = await command.ExecuteReaderAsync().ConfigureAwait(false);
@@ -320,6 +322,8 @@ public sealed partial class IngestWriter(
         {
             await importer.WriteAsync(now, NpgsqlDbType.TimestampTz).ConfigureAwait(false);
         }
+
+        await importer.WriteAsync((request.Priority ?? ProspectPriority.Normal).ToString(), NpgsqlDbType.Varchar).ConfigureAwait(false);
     }
 
     private static async Task WriteNullableAsync(NpgsqlBinaryImporter importer, string? value, NpgsqlDbType type)
@@ -371,7 +375,10 @@ public sealed partial class IngestWriter(
         outcomes.AddRange(request.RejectedIds.Select(r => new ProspectOutcome(r.CrmProspectId, ProspectStatus.Rejected, ErrorCode: "InvalidProspectId", ErrorMessage: r.Reason)));
         var errors = request.IsRejected ? request.Errors : [NoValidIdReason(request)];
         return new FlowAssignmentCompleted(
-            request.RequestId, request.FlowId, request.OwnerEmail, RequestStatus.Rejected, now, now, outcomes, errors);
+            request.RequestId, request.FlowId, request.OwnerEmail, RequestStatus.Rejected, now, now, outcomes, errors)
+        {
+            Priority = PriorityLanes.ToWire(request.Priority),
+        };
     }
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "A transaction of {Count} ingest messages failed; writing each alone to isolate the cause")]
