@@ -40,6 +40,7 @@ public static class DispatchExtensions
         builder.Services.AddSingleton<RelayPublishState>();
         builder.Services.AddHealthChecks().AddCheck<RelayHealthCheck>("relay", tags: [Operations.HealthEndpoints.ReadyTag]);
         builder.Services.AddSingleton<DispatchStore>();
+        builder.Services.AddSingleton<PriorityLanePolicy>();
 
         // Hosted services stop in reverse order: the dispatcher first (its last outcomes reach the outbox), then the relay
         // flushes them.

@@ -20,7 +20,11 @@ namespace Worker.Host.Dispatch;
 /// waited MaxBatchDelay, so at least one is available), where the count decides nothing and is not taken.
 /// </param>
 /// <param name="LastServed">When a batch of this group was last claimed (UTC), by any replica; null if never.</param>
-internal sealed record PendingGroup(string FlowId, string OwnerEmail, DateTimeOffset Oldest, int? Eligible, DateTimeOffset? LastServed);
+internal sealed record PendingGroup(string FlowId, string OwnerEmail, DateTimeOffset Oldest, int? Eligible, DateTimeOffset? LastServed)
+{
+    /// <summary>Smallest available_at of the group's pending rows per lane (UTC); null when the lane has none.</summary>
+    public LaneOldest Lanes { get; init; } = new(null, Oldest, null);
+}
 
 /// <summary>What a batch's results changed, for metrics and logs.</summary>
 /// <param name="LeaseLost">The batch had been reclaimed by another replica: nothing but the calls was written.</param>
@@ -31,6 +35,9 @@ internal sealed record RecordedBatch(bool LeaseLost, IReadOnlyDictionary<(string
     /// <summary>The batch had already been recorded by an earlier write of the same results (its COMMIT succeeded but the
     /// answer was lost): nothing was written again.</summary>
     public bool AlreadyRecorded { get; init; }
+
+    /// <summary>Final outcomes recorded per priority lane (throughput per priority).</summary>
+    public IReadOnlyDictionary<ProspectPriority, int> CompletedByPriority { get; init; } = new Dictionary<ProspectPriority, int>();
 }
 
 /// <summary>
@@ -55,7 +62,7 @@ internal sealed class DispatchStore(
     // scan's first entry of a group is its oldest pending row. Rows are counted (up to MaxBatchSize) only for groups not
     // yet due by MaxBatchDelay, the only ones readiness-by-size decides; counting every group made one look visit every
     // pending index entry (1.7 s with 1,000,000 pending in 5,000 groups; see README "Benchmarks").
-    private const string GroupsSql = """
+    private static readonly string GroupsSql = $"""
         WITH RECURSIVE g AS (
             (SELECT flow_id, owner_email, available_at FROM prospect_assignments
              WHERE status = 'Pending' ORDER BY flow_id, owner_email, available_at LIMIT 1)
@@ -74,7 +81,8 @@ internal sealed class DispatchStore(
                     LIMIT @max) x) END AS eligible,
             (SELECT b.claimed_at FROM dispatch_batches b
              WHERE b.flow_id = g.flow_id AND b.owner_email = g.owner_email
-             ORDER BY b.claimed_at DESC LIMIT 1) AS last_served
+             ORDER BY b.claimed_at DESC LIMIT 1) AS last_served,
+            {PriorityLaneSql.OldestPerLane}
         FROM g
         """;
 
@@ -84,8 +92,8 @@ internal sealed class DispatchStore(
     private const string PageSql = """
         SELECT p.id, p.crm_prospect_id, p.reconcile_first, p.available_at, p.attempts
         FROM prospect_assignments p
-        WHERE p.status = 'Pending' AND p.flow_id = @flow AND p.owner_email = @owner AND p.available_at <= @now
-          AND (p.available_at, p.id) > (@after_at, @after_id)
+        WHERE p.status = 'Pending' AND p.flow_id = @flow AND p.owner_email = @owner AND p.priority = @priority
+          AND p.available_at <= @now AND (p.available_at, p.id) > (@after_at, @after_id)
           AND NOT EXISTS (
               SELECT 1 FROM prospect_assignments q
               WHERE q.crm_prospect_id = p.crm_prospect_id
@@ -107,8 +115,8 @@ internal sealed class DispatchStore(
 
     private const string MarkInFlightSql = """
         UPDATE prospect_assignments SET status = 'InFlight', batch_id = @batch, updated_at = @now WHERE id = ANY(@rows);
-        INSERT INTO dispatch_batches (id, flow_id, owner_email, prospect_count, claimed_by, claimed_at, lease_expires_at, reclaimed)
-        VALUES (@batch, @flow, @owner, @count, @replica, @now, @lease, false);
+        INSERT INTO dispatch_batches (id, flow_id, owner_email, prospect_count, claimed_by, claimed_at, lease_expires_at, reclaimed, priority)
+        VALUES (@batch, @flow, @owner, @count, @replica, @now, @lease, false, @priority);
         """;
 
     // An expired lease: the holder died or lost the database. Its call may have reached Gong, so every prospect goes
@@ -178,17 +186,22 @@ internal sealed class DispatchStore(
                 reader.GetString(1),
                 reader.GetFieldValue<DateTimeOffset>(2),
                 reader.IsDBNull(3) ? null : reader.GetInt32(3),
-                reader.IsDBNull(4) ? null : reader.GetFieldValue<DateTimeOffset>(4)));
+                reader.IsDBNull(4) ? null : reader.GetFieldValue<DateTimeOffset>(4)) { Lanes = PriorityLaneSql.ReadOldestPerLane(reader, 5) });
         }
 
         return groups;
     }
 
+    /// <summary>Claims a batch of one group, high-priority rows first (<see cref="PriorityLanes.HighFirst"/>).</summary>
+    public Task<AssignmentBatch?> ClaimAsync(string flowId, string ownerEmail, CancellationToken cancellationToken) =>
+        ClaimAsync(flowId, ownerEmail, PriorityLanes.HighFirst, cancellationToken);
+
     /// <summary>
     /// Claims up to MaxBatchSize unique CRM ids of one group (every pending row of each id) into a new batch under a
-    /// lease held by this replica. Returns null when nothing of the group can be claimed now.
+    /// lease held by this replica, taking the group's rows lane by lane in <paramref name="lanes"/> order (each oldest
+    /// first). Returns null when nothing of the group can be claimed now.
     /// </summary>
-    public async Task<AssignmentBatch?> ClaimAsync(string flowId, string ownerEmail, CancellationToken cancellationToken)
+    public async Task<AssignmentBatch?> ClaimAsync(string flowId, string ownerEmail, IReadOnlyList<ProspectPriority> lanes, CancellationToken cancellationToken)
     {
         var now = timeProvider.GetUtcNow();
         await using var connection = await dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
@@ -206,54 +219,62 @@ internal sealed class DispatchStore(
         var reconcile = new HashSet<string>(StringComparer.Ordinal);
         var exhausted = (Exhausted: new HashSet<string>(StringComparer.Ordinal), Abandoned: new HashSet<string>(StringComparer.Ordinal));
         var rows = new List<long>();
-        var afterAt = DateTimeOffset.UnixEpoch;
-        var afterId = long.MinValue;
         DateTimeOffset? oldest = null;
-        while (ids.Count < settings.MaxBatchSize)
+        var batchLane = new ClaimedLanes();
+        foreach (var lane in lanes)
         {
-            var read = 0;
-            await using var page = new NpgsqlCommand(PageSql, connection, transaction);
-            page.Parameters.AddWithValue("flow", flowId);
-            page.Parameters.AddWithValue("owner", ownerEmail);
-            page.Parameters.AddWithValue("now", now);
-            page.Parameters.AddWithValue("after_at", afterAt);
-            page.Parameters.AddWithValue("after_id", afterId);
-            page.Parameters.AddWithValue("limit", PageSize);
-            await using (var reader = await page.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false))
+            var afterAt = DateTimeOffset.UnixEpoch;
+            var afterId = long.MinValue;
+            while (ids.Count < settings.MaxBatchSize)
             {
-                while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+                var read = 0;
+                await using var page = new NpgsqlCommand(PageSql, connection, transaction);
+                page.Parameters.AddWithValue("flow", flowId);
+                page.Parameters.AddWithValue("owner", ownerEmail);
+                page.Parameters.AddWithValue("now", now);
+                page.Parameters.AddWithValue("after_at", afterAt);
+                page.Parameters.AddWithValue("after_id", afterId);
+                page.Parameters.AddWithValue("limit", PageSize);
+                page.Parameters.AddWithValue("priority", lane.ToString());
+                await using (var reader = await page.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false))
                 {
-                    read++;
-                    var rowId = reader.GetInt64(0);
-                    var crmId = reader.GetString(1);
-                    afterId = rowId;
-                    afterAt = reader.GetFieldValue<DateTimeOffset>(3);
-                    oldest ??= afterAt;
-                    if (seen.Contains(crmId))
+                    while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
                     {
-                        rows.Add(rowId);
-                        MarkReconcile(reader.GetBoolean(2), crmId, reconcile);
-                        MarkExhausted(reader.GetInt32(4), crmId, exhausted);
-                    }
-                    else if (ids.Count < settings.MaxBatchSize)
-                    {
-                        seen.Add(crmId);
-                        ids.Add(crmId);
-                        rows.Add(rowId);
-                        MarkReconcile(reader.GetBoolean(2), crmId, reconcile);
-                        MarkExhausted(reader.GetInt32(4), crmId, exhausted);
+                        read++;
+                        var rowId = reader.GetInt64(0);
+                        var crmId = reader.GetString(1);
+                        afterId = rowId;
+                        afterAt = reader.GetFieldValue<DateTimeOffset>(3);
+                        oldest = oldest is { } o && o <= afterAt ? o : afterAt;
+                        batchLane.Read(lane, afterAt);
+                        if (seen.Contains(crmId))
+                        {
+                            rows.Add(rowId);
+                            MarkReconcile(reader.GetBoolean(2), crmId, reconcile);
+                            MarkExhausted(reader.GetInt32(4), crmId, exhausted);
+                        }
+                        else if (ids.Count < settings.MaxBatchSize)
+                        {
+                            seen.Add(crmId);
+                            ids.Add(crmId);
+                            rows.Add(rowId);
+                            MarkReconcile(reader.GetBoolean(2), crmId, reconcile);
+                            MarkExhausted(reader.GetInt32(4), crmId, exhausted);
+                        }
                     }
                 }
-            }
 
-            if (read < PageSize)
-            {
-                break;
+                if (read < PageSize)
+                {
+                    break;
+                }
             }
         }
 
-        // A group ready by size yields full batches only; what is left waits for its own MaxBatchDelay.
-        if (ids.Count == 0 || (ids.Count < settings.MaxBatchSize && oldest + settings.MaxBatchDelay > now))
+        // A group ready by size yields full batches only; what is left waits for its own MaxBatchDelay (a high row's:
+        // HighPriorityMaxBatchDelay).
+        if (ids.Count == 0 || (ids.Count < settings.MaxBatchSize && oldest + settings.MaxBatchDelay > now
+                               && !(batchLane.OldestHigh + settings.HighPriorityMaxBatchDelay <= now)))
         {
             await transaction.RollbackAsync(cancellationToken).ConfigureAwait(false);
             return null;
@@ -285,13 +306,19 @@ internal sealed class DispatchStore(
             mark.Parameters.AddWithValue("count", ids.Count);
             mark.Parameters.AddWithValue("replica", settings.ReplicaName);
             mark.Parameters.AddWithValue("lease", now + settings.LeaseDuration);
+            mark.Parameters.AddWithValue("priority", batchLane.Best.ToString());
             await mark.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
         }
 
         // Not the stopping token: a stop during COMMIT would leave the rows InFlight (committed or not, unknown to us)
         // until the lease expires. Once committed, the batch runs and is released or recorded like any other.
         await transaction.CommitAsync(CancellationToken.None).ConfigureAwait(false);
-        return new AssignmentBatch(batchId, flowId, ownerEmail, ids, reconcile) { Exhausted = exhausted.Exhausted, Abandoned = exhausted.Abandoned };
+        return new AssignmentBatch(batchId, flowId, ownerEmail, ids, reconcile)
+        {
+            Exhausted = exhausted.Exhausted,
+            Abandoned = exhausted.Abandoned,
+            Priority = batchLane.Best,
+        };
     }
 
     /// <summary>
@@ -380,6 +407,7 @@ internal sealed class DispatchStore(
             .Where(p => p.BatchId == batch.BatchId && p.Status == ProspectAssignmentStatus.InFlight)
             .ToListAsync(cancellationToken).ConfigureAwait(false);
         var outcomes = new Dictionary<(string Status, string? ErrorCode), int>();
+        var completedByPriority = new Dictionary<ProspectPriority, int>();
         var deltas = new SortedDictionary<long, RequestDelta>();
         foreach (var row in rows)
         {
@@ -394,6 +422,7 @@ internal sealed class DispatchStore(
 
             var key = (row.Status.ToString(), row.ErrorCode);
             outcomes[key] = outcomes.GetValueOrDefault(key) + 1;
+            completedByPriority[row.Priority] = completedByPriority.GetValueOrDefault(row.Priority) + 1;
             var delta = deltas.GetValueOrDefault(row.AssignmentRequestId);
             deltas[row.AssignmentRequestId] = delta with
             {
@@ -442,7 +471,7 @@ internal sealed class DispatchStore(
 
         await db.SaveChangesAsync(cancellationToken).ConfigureAwait(false);
         await transaction.CommitAsync(CancellationToken.None).ConfigureAwait(false);
-        return new RecordedBatch(false, outcomes, completed.Count);
+        return new RecordedBatch(false, outcomes, completed.Count) { CompletedByPriority = completedByPriority };
     }
 
     /// <summary>One row per call, keyed by (batch, call id): a second write of the same results inserts nothing.</summary>

@@ -1,0 +1,69 @@
+using Worker.Host.Gong;
+using Worker.Persistence.Entities;
+
+namespace Worker.Host.Dispatch;
+
+/// <summary>The dispatcher's claiming in priority lanes (issue 15; order in <see cref="PriorityLanePolicy"/>).</summary>
+internal sealed partial class DispatcherService
+{
+    /// <summary>
+    /// Claims and starts up to <paramref name="slots"/> batches from the ready groups: an owed bulk turn first, then the
+    /// High tier (one batch per group per look), then Normal
+    /// and Bulk in fair rounds (one batch per group per round, a group leaving once a batch comes back partial).
+    /// Returns when the earliest group not yet ready becomes ready (MaxValue: none).
+    /// </summary>
+    private async Task<DateTimeOffset> ClaimByLaneAsync(IReadOnlyList<PendingGroup> groups, DateTimeOffset now, int slots, CancellationToken cancellationToken)
+    {
+        var highOnly = await lanes.HighOnlyAsync(cancellationToken).ConfigureAwait(false);
+        var plan = lanes.Plan(groups, now, highOnly);
+        var bulkWaiting = plan.Ready.Any(r => r.Group.Lanes.Bulk <= now);
+        if (plan.BulkTurn is { } bulkGroup && slots > 0)
+        {
+            var batch = await store.ClaimAsync(bulkGroup.FlowId, bulkGroup.OwnerEmail, PriorityLanes.BulkFirst, cancellationToken).ConfigureAwait(false);
+            if (batch is not null)
+            {
+                Start(batch, servedBulkFirst: true, bulkWaiting);
+                slots--;
+            }
+        }
+
+        foreach (var tier in PriorityLanes.All)
+        {
+            var ready = plan.Ready.Where(r => r.Tier == tier).Select(r => r.Group).ToList();
+            while (slots > 0 && ready.Count > 0 && !cancellationToken.IsCancellationRequested)
+            {
+                foreach (var group in ready.ToList())
+                {
+                    if (slots == 0)
+                    {
+                        break;
+                    }
+
+                    var batch = await store.ClaimAsync(group.FlowId, group.OwnerEmail, PriorityLanes.HighFirst, cancellationToken).ConfigureAwait(false);
+                    // Drained (or held by another replica's claim): a partial batch takes what was due. A High-tier group gets
+                    // one batch per look: whether high rows are left is for the next look to see, so a group whose few
+                    // high rows rode in this batch does not take a second, bulk one ahead of the other groups.
+                    if (batch is null || batch.CrmProspectIds.Count < settings.MaxBatchSize || tier == ProspectPriority.High)
+                    {
+                        ready.Remove(group);
+                    }
+
+                    if (batch is not null)
+                    {
+                        Start(batch, servedBulkFirst: false, bulkWaiting);
+                        slots--;
+                    }
+                }
+            }
+        }
+
+        return plan.NextReadyAt;
+    }
+
+    private void Start(AssignmentBatch batch, bool servedBulkFirst, bool bulkWaiting)
+    {
+        lanes.Claimed(batch, servedBulkFirst, bulkWaiting);
+        metrics.PriorityBatchClaimed(PriorityLanes.ToWire(batch.Priority)!);
+        running[batch.BatchId] = RunBatchAsync(batch);
+    }
+}
