@@ -7,9 +7,10 @@ namespace Worker.Host.Dispatch;
 internal sealed partial class DispatcherService
 {
     /// <summary>
-    /// Claims and starts up to <paramref name="slots"/> batches from the ready groups: an owed bulk turn first, then the
-    /// High tier (one batch per group per look), then Normal
-    /// and Bulk in fair rounds (one batch per group per round, a group leaving once a batch comes back partial).
+    /// Claims and starts up to <paramref name="slots"/> batches from the ready groups: the High tier (one batch per group
+    /// per look), then Normal
+    /// and Bulk in fair rounds (one batch per group per round, a group leaving once a batch comes back partial); before
+    /// each High or Normal claim, an owed bulk turn (<see cref="PriorityLanePolicy.BulkTurnDue"/>) goes first.
     /// Returns when the earliest group not yet ready becomes ready (MaxValue: none).
     /// </summary>
     private async Task<DateTimeOffset> ClaimByLaneAsync(IReadOnlyList<PendingGroup> groups, DateTimeOffset now, int slots, CancellationToken cancellationToken)
@@ -17,16 +18,7 @@ internal sealed partial class DispatcherService
         var highOnly = await lanes.HighOnlyAsync(cancellationToken).ConfigureAwait(false);
         var plan = lanes.Plan(groups, now, highOnly);
         var bulkWaiting = plan.Ready.Any(r => r.Group.Lanes.Bulk <= now);
-        if (plan.BulkTurn is { } bulkGroup && slots > 0)
-        {
-            var batch = await store.ClaimAsync(bulkGroup.FlowId, bulkGroup.OwnerEmail, PriorityLanes.BulkFirst, cancellationToken).ConfigureAwait(false);
-            if (batch is not null)
-            {
-                Start(batch, servedBulkFirst: true, bulkWaiting);
-                slots--;
-            }
-        }
-
+        var bulkTurns = new Queue<PendingGroup>(plan.BulkCandidates);
         foreach (var tier in PriorityLanes.All)
         {
             var ready = plan.Ready.Where(r => r.Tier == tier).Select(r => r.Group).ToList();
@@ -34,6 +26,16 @@ internal sealed partial class DispatcherService
             {
                 foreach (var group in ready.ToList())
                 {
+                    if (slots > 0 && tier != ProspectPriority.Bulk && lanes.BulkTurnDue && bulkTurns.TryDequeue(out var bulkGroup))
+                    {
+                        var bulk = await store.ClaimAsync(bulkGroup.FlowId, bulkGroup.OwnerEmail, PriorityLanes.BulkFirst, cancellationToken).ConfigureAwait(false);
+                        if (bulk is not null)
+                        {
+                            Start(bulk, servedBulkFirst: true, bulkWaiting);
+                            slots--;
+                        }
+                    }
+
                     if (slots == 0)
                     {
                         break;

@@ -10,12 +10,14 @@ namespace Worker.Host.Dispatch;
 /// <param name="Tier">High, Normal or Bulk.</param>
 internal sealed record ReadyGroup(PendingGroup Group, ProspectPriority Tier);
 
-/// <summary>One look's plan: ready groups in serving order, an owed bulk turn, and when the next group becomes ready.</summary>
+/// <summary>One look's plan: ready groups in serving order, the groups a bulk turn may take, and when the next group
+/// becomes ready.</summary>
 /// <param name="Ready">Ready groups, High tier first, then Normal, then Bulk; within a tier the group served longest
 /// ago (or never) first, then the oldest.</param>
-/// <param name="BulkTurn">A group to claim bulk-first before any other (the bulk minimum share is owed); null if none.</param>
+/// <param name="BulkCandidates">Ready groups with bulk rows available, served longest ago first (empty under the daily
+/// reserve): where an owed bulk turn goes.</param>
 /// <param name="NextReadyAt">When the earliest group not yet ready becomes ready (MaxValue: none).</param>
-internal sealed record LanePlan(IReadOnlyList<ReadyGroup> Ready, PendingGroup? BulkTurn, DateTimeOffset NextReadyAt);
+internal sealed record LanePlan(IReadOnlyList<ReadyGroup> Ready, IReadOnlyList<PendingGroup> BulkCandidates, DateTimeOffset NextReadyAt);
 
 /// <summary>
 /// The dispatch order across priority lanes (issue 15): which ready groups go first, when a bulk turn is owed, and
@@ -26,8 +28,8 @@ internal sealed record LanePlan(IReadOnlyList<ReadyGroup> Ready, PendingGroup? B
 /// high-priority row waited <see cref="DispatchOptions.HighPriorityMaxBatchDelay"/>. Ready groups are served by tier,
 /// the most urgent lane they have available: every High group before any Normal, every Normal before any Bulk; within
 /// a tier, fair turns. Bulk never starves: each claimed batch that serves no bulk first earns
-/// share / (1 − share) of a bulk turn while bulk work is ready, and once a whole turn is earned the next claim takes a
-/// bulk group's bulk rows first; so at least <see cref="DispatchOptions.BulkMinimumShare"/> of this replica's batches
+/// share / (1 − share) of a bulk turn while bulk work is ready, and once a whole turn is earned (<see cref="BulkTurnDue"/>)
+/// the next claim takes a bulk group's bulk rows first; so at least <see cref="DispatchOptions.BulkMinimumShare"/> of this replica's batches
 /// serve bulk whenever bulk work is ready (every replica does the same, so the share holds overall).
 /// </remarks>
 internal sealed class PriorityLanePolicy(
@@ -90,14 +92,22 @@ internal sealed class PriorityLanePolicy(
         ready.Sort((a, b) => (a.Tier, a.Group.LastServed ?? DateTimeOffset.MinValue, a.Group.Oldest)
             .CompareTo((b.Tier, b.Group.LastServed ?? DateTimeOffset.MinValue, b.Group.Oldest)));
 
-        PendingGroup? bulkTurn = null;
-        if (!highOnly && ready.Count > 0 && ready[0].Tier != ProspectPriority.Bulk && BulkCredit >= 1)
-        {
-            bulkTurn = ready.Select(r => r.Group).Where(g => g.Lanes.Bulk <= now)
-                .OrderBy(g => g.LastServed ?? DateTimeOffset.MinValue).ThenBy(g => g.Oldest).FirstOrDefault();
-        }
+        List<PendingGroup> bulk = highOnly ? [] : [.. ready.Select(r => r.Group).Where(g => g.Lanes.Bulk <= now)
+            .OrderBy(g => g.LastServed ?? DateTimeOffset.MinValue).ThenBy(g => g.Oldest)];
+        return new LanePlan(ready, bulk, nextReadyAt);
+    }
 
-        return new LanePlan(ready, bulkTurn, nextReadyAt);
+    /// <summary>A whole bulk turn is earned: the next claim (while bulk work is ready) takes bulk rows first.</summary>
+    public bool BulkTurnDue
+    {
+        get
+        {
+            lock (sync)
+            {
+                // Earned in steps of share / (1 − share): three steps of 1/3 add up to a hair under 1.
+                return bulkCredit >= 1 - 1e-9;
+            }
+        }
     }
 
     /// <summary>Counts a claimed batch toward the bulk minimum share.</summary>
