@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Every benchmark in one run, one table: brings up PostgreSQL and RabbitMQ on loopback (or reuses them), builds the
 # worker and the scenario runner in Release, then runs every scenario (tests/Worker.Benchmarks; README "Benchmarks").
-# Extra arguments go to the runner, e.g. `scripts/bench.sh drain --drain-rps=30`, `scripts/bench.sh compare` (the worker
+# Extra arguments go to the runner, e.g. `scripts/bench.sh drain --drain-rps=30`, `scripts/bench.sh priority` (hot leads
+# during a bulk drain, with and without priority lanes), `scripts/bench.sh compare` (the worker
 # side by side with a MassTransit batch consumer and one call per message) or `scripts/bench.sh all --rss-seconds=60`.
 set -euo pipefail
 cd "$(dirname "$0")/.."

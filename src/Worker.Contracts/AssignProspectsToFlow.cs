@@ -13,6 +13,7 @@ namespace Worker.Contracts;
 /// <item><see cref="FlowInstanceOwnerEmail"/>: a valid address; compared case-insensitively after trimming.</item>
 /// <item><see cref="CrmProspectIds"/>: 1 to <c>MaxProspectsPerRequest</c> (default 10,000) ids, each 1 to
 /// 255 characters without control characters; duplicates collapse to one outcome.</item>
+/// <item><see cref="Priority"/>: optional lane, <c>high</c>, <c>normal</c> (when absent or null) or <c>bulk</c>.</item>
 /// </list>
 /// Properties are nullable because non-.NET publishers may omit them or send nulls; the worker validates
 /// and answers with a <see cref="FlowAssignmentCompleted"/> of status Rejected instead of throwing.
@@ -25,4 +26,16 @@ public sealed record AssignProspectsToFlow(
     string? RequestId,
     string? FlowId,
     string? FlowInstanceOwnerEmail,
-    IReadOnlyList<string?>? CrmProspectIds);
+    IReadOnlyList<string?>? CrmProspectIds)
+{
+    /// <summary>
+    /// Optional priority lane: <c>high</c> (a hot lead: its group is served first, with a shorter batch delay and a
+    /// reserve of the daily budget), <c>normal</c> (the default when absent or null) or <c>bulk</c> (campaigns: served
+    /// after the others, but never below <c>Dispatch:BulkMinimumShare</c> of the calls). Exact lower-case values only;
+    /// any other value rejects the request with an error naming <c>priority</c>. Not part of the request's identity:
+    /// the same requestId sent again with another priority is a duplicate of the stored request, whose priority stands.
+    /// </summary>
+    /// <remarks>An init-only property rather than a positional parameter, so publishers compiled against the earlier
+    /// four-parameter constructor keep working unchanged.</remarks>
+    public string? Priority { get; init; }
+}

@@ -21,4 +21,11 @@ public sealed record FlowAssignmentCompleted(
     DateTimeOffset ReceivedAt,
     DateTimeOffset CompletedAt,
     IReadOnlyList<ProspectOutcome> Outcomes,
-    IReadOnlyList<string>? Errors = null);
+    IReadOnlyList<string>? Errors = null)
+{
+    /// <summary>
+    /// The request's priority lane as stored: <c>high</c>, <c>normal</c> (also for requests that sent none) or
+    /// <c>bulk</c>; null only when the request was Rejected because its priority was not one of these.
+    /// </summary>
+    public string? Priority { get; init; }
+}

@@ -5,7 +5,7 @@ using Worker.Testing;
 
 // Usage: Worker.Benchmarks [all | scenario ...] [--key=value ...]; `all` (or no scenario name) runs them all.
 // Services come from TEST_POSTGRES / TEST_RABBITMQ / TEST_RABBITMQ_MANAGEMENT (scripts/services-up.sh).
-IScenario[] all = [new IngestScenario(), new DrainScenario(), new CompareScenario(), new LatencyScenario(), new RssScenario()];
+IScenario[] all = [new IngestScenario(), new DrainScenario(), new CompareScenario(), new LatencyScenario(), new PriorityScenario(), new RssScenario()];
 
 var names = args.Where(a => !a.StartsWith("--", StringComparison.Ordinal) && !a.Equals("all", StringComparison.OrdinalIgnoreCase))
     .ToHashSet(StringComparer.OrdinalIgnoreCase);

@@ -1,5 +1,6 @@
 using Microsoft.Extensions.Options;
 using Npgsql;
+using Worker.Persistence.Entities;
 
 namespace Worker.Host.Dispatch;
 
@@ -22,8 +23,8 @@ internal sealed class BatchClaimer(NpgsqlDataSource dataSource, IOptions<Dispatc
     private const string PageSql = $"""
         SELECT p.id, p.crm_prospect_id, p.reconcile_first, p.available_at, p.attempts
         FROM prospect_assignments p
-        WHERE p.status = {StatusSql.Pending} AND p.flow_id = @flow AND p.owner_email = @owner AND p.available_at <= @now
-          AND (p.available_at, p.id) > (@after_at, @after_id)
+        WHERE p.status = {StatusSql.Pending} AND p.flow_id = @flow AND p.owner_email = @owner AND p.priority = @priority
+          AND p.available_at <= @now AND (p.available_at, p.id) > (@after_at, @after_id)
           AND NOT EXISTS (
               SELECT 1 FROM prospect_assignments q
               WHERE q.crm_prospect_id = p.crm_prospect_id
@@ -45,17 +46,22 @@ internal sealed class BatchClaimer(NpgsqlDataSource dataSource, IOptions<Dispatc
 
     private const string MarkInFlightSql = $"""
         UPDATE prospect_assignments SET status = {StatusSql.InFlight}, batch_id = @batch, updated_at = @now WHERE id = ANY(@rows);
-        INSERT INTO dispatch_batches (id, flow_id, owner_email, prospect_count, claimed_by, claimed_at, lease_expires_at, reclaimed)
-        VALUES (@batch, @flow, @owner, @count, @replica, @now, @lease, false);
+        INSERT INTO dispatch_batches (id, flow_id, owner_email, prospect_count, claimed_by, claimed_at, lease_expires_at, reclaimed, priority)
+        VALUES (@batch, @flow, @owner, @count, @replica, @now, @lease, false, @priority);
         """;
 
     private readonly DispatchOptions settings = options.Value;
 
+    /// <summary>Claims a batch of one group, high-priority rows first (<see cref="PriorityLanes.HighFirst"/>).</summary>
+    public Task<AssignmentBatch?> ClaimAsync(string flowId, string ownerEmail, CancellationToken cancellationToken) =>
+        ClaimAsync(flowId, ownerEmail, PriorityLanes.HighFirst, cancellationToken);
+
     /// <summary>
     /// Claims up to MaxBatchSize unique CRM ids of one group (every pending row of each id) into a new batch under a
-    /// lease held by this replica. Returns null when nothing of the group can be claimed now.
+    /// lease held by this replica, taking the group's rows lane by lane in <paramref name="lanes"/> order (each oldest
+    /// first). Returns null when nothing of the group can be claimed now.
     /// </summary>
-    public async Task<AssignmentBatch?> ClaimAsync(string flowId, string ownerEmail, CancellationToken cancellationToken)
+    public async Task<AssignmentBatch?> ClaimAsync(string flowId, string ownerEmail, IReadOnlyList<ProspectPriority> lanes, CancellationToken cancellationToken)
     {
         var now = timeProvider.GetUtcNow();
         await using var connection = await dataSource.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
@@ -73,54 +79,62 @@ internal sealed class BatchClaimer(NpgsqlDataSource dataSource, IOptions<Dispatc
         var reconcile = new HashSet<string>(StringComparer.Ordinal);
         var exhausted = (Exhausted: new HashSet<string>(StringComparer.Ordinal), Abandoned: new HashSet<string>(StringComparer.Ordinal));
         var rows = new List<long>();
-        var afterAt = DateTimeOffset.UnixEpoch;
-        var afterId = long.MinValue;
         DateTimeOffset? oldest = null;
-        while (ids.Count < settings.MaxBatchSize)
+        var batchLane = new ClaimedLanes();
+        foreach (var lane in lanes)
         {
-            var read = 0;
-            await using var page = new NpgsqlCommand(PageSql, connection, transaction);
-            page.Parameters.AddWithValue("flow", flowId);
-            page.Parameters.AddWithValue("owner", ownerEmail);
-            page.Parameters.AddWithValue("now", now);
-            page.Parameters.AddWithValue("after_at", afterAt);
-            page.Parameters.AddWithValue("after_id", afterId);
-            page.Parameters.AddWithValue("limit", PageSize);
-            await using (var reader = await page.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false))
+            var afterAt = DateTimeOffset.UnixEpoch;
+            var afterId = long.MinValue;
+            while (ids.Count < settings.MaxBatchSize)
             {
-                while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+                var read = 0;
+                await using var page = new NpgsqlCommand(PageSql, connection, transaction);
+                page.Parameters.AddWithValue("flow", flowId);
+                page.Parameters.AddWithValue("owner", ownerEmail);
+                page.Parameters.AddWithValue("now", now);
+                page.Parameters.AddWithValue("after_at", afterAt);
+                page.Parameters.AddWithValue("after_id", afterId);
+                page.Parameters.AddWithValue("limit", PageSize);
+                page.Parameters.AddWithValue("priority", lane.ToString());
+                await using (var reader = await page.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false))
                 {
-                    read++;
-                    var rowId = reader.GetInt64(0);
-                    var crmId = reader.GetString(1);
-                    afterId = rowId;
-                    afterAt = reader.GetFieldValue<DateTimeOffset>(3);
-                    oldest ??= afterAt;
-                    if (seen.Contains(crmId))
+                    while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
                     {
-                        rows.Add(rowId);
-                        MarkReconcile(reader.GetBoolean(2), crmId, reconcile);
-                        MarkExhausted(reader.GetInt32(4), crmId, exhausted);
-                    }
-                    else if (ids.Count < settings.MaxBatchSize)
-                    {
-                        seen.Add(crmId);
-                        ids.Add(crmId);
-                        rows.Add(rowId);
-                        MarkReconcile(reader.GetBoolean(2), crmId, reconcile);
-                        MarkExhausted(reader.GetInt32(4), crmId, exhausted);
+                        read++;
+                        var rowId = reader.GetInt64(0);
+                        var crmId = reader.GetString(1);
+                        afterId = rowId;
+                        afterAt = reader.GetFieldValue<DateTimeOffset>(3);
+                        oldest = oldest is { } o && o <= afterAt ? o : afterAt;
+                        batchLane.Read(lane, afterAt);
+                        if (seen.Contains(crmId))
+                        {
+                            rows.Add(rowId);
+                            MarkReconcile(reader.GetBoolean(2), crmId, reconcile);
+                            MarkExhausted(reader.GetInt32(4), crmId, exhausted);
+                        }
+                        else if (ids.Count < settings.MaxBatchSize)
+                        {
+                            seen.Add(crmId);
+                            ids.Add(crmId);
+                            rows.Add(rowId);
+                            MarkReconcile(reader.GetBoolean(2), crmId, reconcile);
+                            MarkExhausted(reader.GetInt32(4), crmId, exhausted);
+                        }
                     }
                 }
-            }
 
-            if (read < PageSize)
-            {
-                break;
+                if (read < PageSize)
+                {
+                    break;
+                }
             }
         }
 
-        // A group ready by size yields full batches only; what is left waits for its own MaxBatchDelay.
-        if (ids.Count == 0 || (ids.Count < settings.MaxBatchSize && oldest + settings.MaxBatchDelay > now))
+        // A group ready by size yields full batches only; what is left waits for its own MaxBatchDelay (a high row's:
+        // HighPriorityMaxBatchDelay).
+        if (ids.Count == 0 || (ids.Count < settings.MaxBatchSize && oldest + settings.MaxBatchDelay > now
+                               && !(batchLane.OldestHigh + settings.HighPriorityMaxBatchDelay <= now)))
         {
             await transaction.RollbackAsync(cancellationToken).ConfigureAwait(false);
             return null;
@@ -152,13 +166,19 @@ internal sealed class BatchClaimer(NpgsqlDataSource dataSource, IOptions<Dispatc
             mark.Parameters.AddWithValue("count", ids.Count);
             mark.Parameters.AddWithValue("replica", settings.ReplicaName);
             mark.Parameters.AddWithValue("lease", now + settings.LeaseDuration);
+            mark.Parameters.AddWithValue("priority", batchLane.Best.ToString());
             await mark.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
         }
 
         // Not the stopping token: a stop during COMMIT would leave the rows InFlight (committed or not, unknown to us)
         // until the lease expires. Once committed, the batch runs and is released or recorded like any other.
         await transaction.CommitAsync(CancellationToken.None).ConfigureAwait(false);
-        return new AssignmentBatch(batchId, flowId, ownerEmail, ids, reconcile) { Exhausted = exhausted.Exhausted, Abandoned = exhausted.Abandoned };
+        return new AssignmentBatch(batchId, flowId, ownerEmail, ids, reconcile)
+        {
+            Exhausted = exhausted.Exhausted,
+            Abandoned = exhausted.Abandoned,
+            Priority = batchLane.Best,
+        };
     }
 
     private void MarkExhausted(int attempts, string crmId, (HashSet<string> Exhausted, HashSet<string> Abandoned) sets)

@@ -27,6 +27,7 @@ public static class DispatchExtensions
         builder.Services.AddSingleton<BatchLeases>();
         builder.Services.AddSingleton<OutcomeWriter>();
 
+        builder.Services.AddSingleton<PriorityLanePolicy>();
         if (builder.Configuration.GetValue($"{DispatchOptions.SectionName}:Enabled", true))
         {
             builder.Services.AddHostedService<DispatcherService>();

@@ -23,6 +23,20 @@ public sealed class DispatchOptions
     public TimeSpan MaxBatchDelay { get; set; } = TimeSpan.FromSeconds(2);
 
     /// <summary>
+    /// <see cref="MaxBatchDelay"/> for a group holding high-priority prospects (default 250 ms): the oldest high row
+    /// waits at most this long for company before its group is sent, and its group goes before every other.
+    /// </summary>
+    [Range(typeof(TimeSpan), "00:00:00", "01:00:00", ErrorMessage = "Dispatch:HighPriorityMaxBatchDelay (Dispatch__HighPriorityMaxBatchDelay) must be between 00:00:00 and 01:00:00.")]
+    public TimeSpan HighPriorityMaxBatchDelay { get; set; } = TimeSpan.FromMilliseconds(250);
+
+    /// <summary>
+    /// Least share of the batches this replica claims that serve bulk prospects first while any are ready (default
+    /// 0.1; 0–1): under sustained high and normal load every ⌈1 / share⌉-th batch is a bulk turn, so bulk never starves.
+    /// </summary>
+    [Range(0.0, 1.0, ErrorMessage = "Dispatch:BulkMinimumShare (Dispatch__BulkMinimumShare) must be between 0 and 1.")]
+    public double BulkMinimumShare { get; set; } = 0.1;
+
+    /// <summary>
     /// Unique prospect ids per Gong call, 1–200 (Gong's endpoint page: at most 200). Read from <c>Gong:MaxBatchSize</c>
     /// (the Gong client's limit) unless <c>Dispatch:MaxBatchSize</c> is set; default 200.
     /// </summary>

@@ -55,6 +55,11 @@ internal sealed partial class DispatcherService
                 metrics.ProspectOutcomes(status, errorCode, count);
             }
 
+            foreach (var (priority, count) in recorded.CompletedByPriority)
+            {
+                metrics.PriorityProspectsCompleted(PriorityLanes.ToWire(priority)!, count);
+            }
+
             if (recorded.CompletedRequests > 0 || recorded.AlreadyRecorded)
             {
                 outboxSignal.Notify();

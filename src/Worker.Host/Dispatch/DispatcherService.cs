@@ -33,7 +33,8 @@ internal sealed partial class DispatcherService(
     IOptions<HostOptions> hostOptions,
     IOptions<GongOptions> gongOptions,
     TimeProvider timeProvider,
-    ILogger<DispatcherService> logger) : BackgroundService
+    ILogger<DispatcherService> logger,
+    PriorityLanePolicy lanes) : BackgroundService
 {
     private static readonly TimeSpan ErrorBackoff = TimeSpan.FromSeconds(1);
     private readonly DispatchOptions settings = options.Value;
@@ -165,48 +166,7 @@ internal sealed partial class DispatcherService(
         }
 
         var groups = await pendingGroups.GetPendingGroupsAsync(cancellationToken).ConfigureAwait(false);
-        var ready = new List<PendingGroup>();
-        var nextReadyAt = DateTimeOffset.MaxValue;
-        foreach (var group in groups)
-        {
-            var dueAt = group.Oldest + settings.MaxBatchDelay;
-            // Eligible is null when the store found the group due on its (later) clock reading.
-            if (group.Eligible is null || group.Eligible >= settings.MaxBatchSize || (group.Eligible > 0 && dueAt <= now))
-            {
-                ready.Add(group);
-            }
-            else if (dueAt < nextReadyAt)
-            {
-                nextReadyAt = dueAt;
-            }
-        }
-
-        // Fair turns: the group served longest ago (or never) goes first, then each ready group gets one batch per round.
-        ready.Sort((a, b) => (a.LastServed ?? DateTimeOffset.MinValue, a.Oldest).CompareTo((b.LastServed ?? DateTimeOffset.MinValue, b.Oldest)));
-        while (slots > 0 && ready.Count > 0 && !cancellationToken.IsCancellationRequested)
-        {
-            foreach (var group in ready.ToList())
-            {
-                if (slots == 0)
-                {
-                    break;
-                }
-
-                var batch = await claimer.ClaimAsync(group.FlowId, group.OwnerEmail, cancellationToken).ConfigureAwait(false);
-                if (batch is null || batch.CrmProspectIds.Count < settings.MaxBatchSize)
-                {
-                    // Drained (or held by another replica's claim): a partial batch takes what was due.
-                    ready.Remove(group);
-                }
-
-                if (batch is not null)
-                {
-                    running[batch.BatchId] = RunBatchAsync(batch);
-                    slots--;
-                }
-            }
-        }
-
+        var nextReadyAt = await ClaimByLaneAsync(groups, now, slots, cancellationToken).ConfigureAwait(false);
         var idle = nextReadyAt == DateTimeOffset.MaxValue ? settings.PollInterval : Min(nextReadyAt - now, settings.PollInterval);
         return idle < TimeSpan.Zero ? TimeSpan.Zero : idle;
     }

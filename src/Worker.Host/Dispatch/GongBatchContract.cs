@@ -28,6 +28,10 @@ public sealed record AssignmentBatch(
     /// on it): the dispatcher records them Failed RetriesExhausted without handing them to the sender again, so a batch
     /// that kills its replica every time ends instead of looping.</summary>
     public IReadOnlySet<string> Abandoned { get; init; } = new HashSet<string>(StringComparer.Ordinal);
+
+    /// <summary>The batch's lane (its most urgent row's): a High batch takes the rate gate's next slot ahead of waiting
+    /// normal and bulk calls and may use <c>Gong:DailyReserveForHigh</c>.</summary>
+    public ProspectPriority Priority { get; init; } = ProspectPriority.Normal;
 }
 
 /// <summary>What the dispatcher does with one prospect after a batch.</summary>

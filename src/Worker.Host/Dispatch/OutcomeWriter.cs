@@ -19,6 +19,9 @@ internal sealed record RecordedBatch(bool LeaseLost, IReadOnlyDictionary<(string
     /// <summary>The batch had already been recorded by an earlier write of the same results (its COMMIT succeeded but the
     /// answer was lost): nothing was written again.</summary>
     public bool AlreadyRecorded { get; init; }
+
+    /// <summary>Final outcomes recorded per priority lane (throughput per priority).</summary>
+    public IReadOnlyDictionary<ProspectPriority, int> CompletedByPriority { get; init; } = new Dictionary<ProspectPriority, int>();
 }
 
 /// <summary>
@@ -121,6 +124,7 @@ internal sealed class OutcomeWriter(
             .Where(p => p.BatchId == batch.BatchId && p.Status == ProspectAssignmentStatus.InFlight)
             .ToListAsync(cancellationToken).ConfigureAwait(false);
         var outcomes = new Dictionary<(string Status, string? ErrorCode), int>();
+        var completedByPriority = new Dictionary<ProspectPriority, int>();
         var deltas = new SortedDictionary<long, RequestDelta>();
         foreach (var row in rows)
         {
@@ -135,6 +139,7 @@ internal sealed class OutcomeWriter(
 
             var key = (row.Status.ToString(), row.ErrorCode);
             outcomes[key] = outcomes.GetValueOrDefault(key) + 1;
+            completedByPriority[row.Priority] = completedByPriority.GetValueOrDefault(row.Priority) + 1;
             var delta = deltas.GetValueOrDefault(row.AssignmentRequestId);
             deltas[row.AssignmentRequestId] = delta with
             {
@@ -183,7 +188,7 @@ internal sealed class OutcomeWriter(
 
         await db.SaveChangesAsync(cancellationToken).ConfigureAwait(false);
         await transaction.CommitAsync(CancellationToken.None).ConfigureAwait(false);
-        return new RecordedBatch(false, outcomes, completed.Count);
+        return new RecordedBatch(false, outcomes, completed.Count) { CompletedByPriority = completedByPriority };
     }
 
     /// <summary>One row per call, keyed by (batch, call id): a second write of the same results inserts nothing.</summary>

@@ -12,7 +12,11 @@ namespace Worker.Host.Dispatch;
 /// waited MaxBatchDelay, so at least one is available), where the count decides nothing and is not taken.
 /// </param>
 /// <param name="LastServed">When a batch of this group was last claimed (UTC), by any replica; null if never.</param>
-internal sealed record PendingGroup(string FlowId, string OwnerEmail, DateTimeOffset Oldest, int? Eligible, DateTimeOffset? LastServed);
+internal sealed record PendingGroup(string FlowId, string OwnerEmail, DateTimeOffset Oldest, int? Eligible, DateTimeOffset? LastServed)
+{
+    /// <summary>Smallest available_at of the group's pending rows per lane (UTC); null when the lane has none.</summary>
+    public LaneOldest Lanes { get; init; } = new(null, Oldest, null);
+}
 
 /// <summary>
 /// Finds the (flow, owner) groups with pending prospects, with what the dispatcher's readiness (MaxBatchSize,
@@ -44,7 +48,8 @@ internal sealed class PendingGroupQuery(NpgsqlDataSource dataSource, IOptions<Di
                     LIMIT @max) x) END AS eligible,
             (SELECT b.claimed_at FROM dispatch_batches b
              WHERE b.flow_id = g.flow_id AND b.owner_email = g.owner_email
-             ORDER BY b.claimed_at DESC LIMIT 1) AS last_served
+             ORDER BY b.claimed_at DESC LIMIT 1) AS last_served,
+            {PriorityLaneSql.OldestPerLane}
         FROM g
         """;
 
@@ -69,7 +74,7 @@ internal sealed class PendingGroupQuery(NpgsqlDataSource dataSource, IOptions<Di
                 reader.GetString(1),
                 reader.GetFieldValue<DateTimeOffset>(2),
                 reader.IsDBNull(3) ? null : reader.GetInt32(3),
-                reader.IsDBNull(4) ? null : reader.GetFieldValue<DateTimeOffset>(4)));
+                reader.IsDBNull(4) ? null : reader.GetFieldValue<DateTimeOffset>(4)) { Lanes = PriorityLaneSql.ReadOldestPerLane(reader, 5) });
         }
 
         return groups;

@@ -33,6 +33,15 @@ internal static class StatusSql
     /// <summary><see cref="ProspectAssignmentStatus.Rejected"/> as a SQL literal.</summary>
     public const string Rejected = $"'{nameof(ProspectAssignmentStatus.Rejected)}'";
 
+    /// <summary><see cref="ProspectPriority.High"/> (<c>priority</c> column) as a SQL literal.</summary>
+    public const string High = $"'{nameof(ProspectPriority.High)}'";
+
+    /// <summary><see cref="ProspectPriority.Normal"/> (<c>priority</c> column) as a SQL literal.</summary>
+    public const string Normal = $"'{nameof(ProspectPriority.Normal)}'";
+
+    /// <summary><see cref="ProspectPriority.Bulk"/> (<c>priority</c> column) as a SQL literal.</summary>
+    public const string Bulk = $"'{nameof(ProspectPriority.Bulk)}'";
+
     /// <summary><see cref="RequestStatus.Succeeded"/> (<c>assignment_requests.status</c>) as a SQL literal.</summary>
     public const string RequestSucceeded = $"'{nameof(RequestStatus.Succeeded)}'";
 

@@ -131,7 +131,7 @@ internal sealed partial class GongGatedCaller(
         GateSlot slot;
         try
         {
-            slot = await gate.WaitForSlotAsync(margin, cancellationToken).ConfigureAwait(false);
+            slot = await gate.WaitForSlotAsync(margin, send.Batch.Priority, cancellationToken).ConfigureAwait(false);
         }
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
         {

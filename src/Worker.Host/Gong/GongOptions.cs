@@ -39,6 +39,14 @@ public sealed class GongOptions
     [Range(1, 100_000_000, ErrorMessage = "Gong:DailyCallLimit (Gong__DailyCallLimit) must be 1–100000000.")]
     public int DailyCallLimit { get; set; } = 10_000;
 
+    /// <summary>
+    /// Calls of the daily budget only high-priority batches may use (default 500; 0–100,000,000): normal and bulk stop
+    /// at <see cref="DailyCallLimit"/> minus this. Capped at a tenth of DailyCallLimit (rounded down), so a small limit
+    /// (tests) keeps its meaning.
+    /// </summary>
+    [Range(0, 100_000_000, ErrorMessage = "Gong:DailyReserveForHigh (Gong__DailyReserveForHigh) must be 0–100000000.")]
+    public int DailyReserveForHigh { get; set; } = 500;
+
     /// <summary>Base slack of the one-second window (default 20 ms; 0–1 s): every call is recorded in the gate as
     /// arriving up to this much plus the learned network jitter after its slot, and the next call that would complete a
     /// window of <see cref="RequestsPerSecond"/> + 1 waits until one second after that. A caller that starts more than

@@ -3,6 +3,7 @@ using Microsoft.Extensions.Options;
 using Npgsql;
 using NpgsqlTypes;
 using Worker.Host.Operations;
+using Worker.Persistence.Entities;
 
 namespace Worker.Host.Gong;
 
@@ -107,7 +108,7 @@ internal sealed class PostgresRateGate
                 margin_seconds = @margin_seconds,
                 updated_at = slot.now
             FROM slot
-            WHERE g.id = 1 AND slot.at <= slot.now + @max_wait
+            WHERE g.id = 1 AND slot.at <= slot.now + LEAST(@max_wait, COALESCE(@reserve_ahead, @max_wait))
             RETURNING g.id)
         SELECT slot.at, EXISTS (SELECT 1 FROM taken), slot.blocked_until, slot.blocked_reason, slot.now,
                COALESCE(slot.rate, @max_rate), COALESCE(CASE WHEN slot.rate_changes THEN (CASE WHEN slot.rate IS NULL THEN 'configured' ELSE 'climbing' END) ELSE slot.rate_reason END, 'configured')
@@ -189,9 +190,9 @@ internal sealed class PostgresRateGate
     public Task<GateSlot> WaitForSlotAsync(CancellationToken cancellationToken) => WaitForSlotAsync(options.Value.RateWindowMargin, cancellationToken);
 
     /// <summary>
-    /// Takes the next slot, recording the call as arriving up to <paramref name="margin"/> after it, and waits until
-    /// it, unless it lies beyond <c>MaxGateWait</c>. Shortly before the slot, checks that no 429 blocked the gate
-    /// meanwhile; if one did, takes a new slot after the block.
+    /// Takes the next slot for a normal-priority call, recording the call as arriving up to <paramref name="margin"/>
+    /// after it, and waits until it, unless it lies beyond <c>MaxGateWait</c>. Shortly before the slot, checks that no
+    /// 429 blocked the gate meanwhile; if one did, takes a new slot after the block.
     /// </summary>
     /// <param name="margin">Latest arrival after the slot (base margin plus jitter allowance; 0–10 s).</param>
     /// <param name="cancellationToken">Cancels the wait.</param>
@@ -200,15 +201,37 @@ internal sealed class PostgresRateGate
     /// <exception cref="NpgsqlException">Postgres unreachable.</exception>
     /// <exception cref="InvalidOperationException">The rate_gate row is missing (migrations not applied).</exception>
     /// <exception cref="OperationCanceledException">When <paramref name="cancellationToken"/> is cancelled.</exception>
-    public async Task<GateSlot> WaitForSlotAsync(TimeSpan margin, CancellationToken cancellationToken)
+    public Task<GateSlot> WaitForSlotAsync(TimeSpan margin, CancellationToken cancellationToken) =>
+        WaitForSlotAsync(margin, ProspectPriority.Normal, cancellationToken);
+
+    /// <summary>As <see cref="WaitForSlotAsync(TimeSpan, CancellationToken)"/>, for a batch of lane
+    /// <paramref name="priority"/>: a normal or bulk caller takes a slot only shortly before it (waiting meanwhile),
+    /// so a high caller takes the next slot ahead of them; normal and bulk count against the daily limit less
+    /// <c>Gong:DailyReserveForHigh</c> (<see cref="GatePriority"/>).</summary>
+    /// <param name="margin">Latest arrival after the slot (base margin plus jitter allowance; 0–10 s).</param>
+    /// <param name="priority">The batch's lane.</param>
+    /// <param name="cancellationToken">Cancels the wait.</param>
+    /// <returns>The slot taken, or the instant the gate opens when it is beyond <c>MaxGateWait</c>.</returns>
+    /// <exception cref="NpgsqlException">Postgres unreachable.</exception>
+    /// <exception cref="InvalidOperationException">The rate_gate row is missing (migrations not applied).</exception>
+    /// <exception cref="OperationCanceledException">When <paramref name="cancellationToken"/> is cancelled.</exception>
+    public async Task<GateSlot> WaitForSlotAsync(TimeSpan margin, ProspectPriority priority, CancellationToken cancellationToken)
     {
         var o = options.Value;
         var waitStarted = time.GetTimestamp();
         var lateTolerance = o.RateWindowMargin / 2;
+        var reserveAhead = GatePriority.ReserveAhead(priority, o.RequestsPerSecond);
         while (true)
         {
-            var take = await TakeSlotAsync(margin, cancellationToken).ConfigureAwait(false);
+            var take = await TakeSlotAsync(margin, priority, reserveAhead, cancellationToken).ConfigureAwait(false);
             var slot = ToLocal(take.At);
+            if (!take.Taken && reserveAhead is { } ahead && take.At - take.Now <= o.MaxGateWait)
+            {
+                // Within MaxGateWait but further than this lane may reserve: ask again when it may.
+                await DelayUntilAsync(slot - ahead, cancellationToken).ConfigureAwait(false);
+                continue;
+            }
+
             if (!take.Taken)
             {
                 var reason = take.BlockedUntil is { } b && b >= take.At ? take.BlockedReason : "daily call limit or queue of slots";
@@ -392,7 +415,7 @@ internal sealed class PostgresRateGate
         return (reader.IsDBNull(0) ? null : reader.GetFieldValue<DateTimeOffset>(0), reader.GetFieldValue<DateOnly>(1), reader.GetInt32(2));
     }
 
-    private async Task<TakeResult> TakeSlotAsync(TimeSpan margin, CancellationToken cancellationToken)
+    private async Task<TakeResult> TakeSlotAsync(TimeSpan margin, ProspectPriority priority, TimeSpan? reserveAhead, CancellationToken cancellationToken)
     {
         var o = options.Value;
         await using var command = dataSource.CreateCommand(TakeSlotSql);
@@ -402,7 +425,8 @@ internal sealed class PostgresRateGate
         command.Parameters.Add(new NpgsqlParameter("max_rate", NpgsqlDbType.Double) { Value = (double)o.RequestsPerSecond });
         command.Parameters.Add(new NpgsqlParameter("increase_step", NpgsqlDbType.Double) { Value = o.RateIncreaseStep });
         command.Parameters.Add(new NpgsqlParameter("increase_interval", NpgsqlDbType.Interval) { Value = o.RateIncreaseInterval });
-        command.Parameters.Add(new NpgsqlParameter("daily_limit", NpgsqlDbType.Integer) { Value = o.DailyCallLimit });
+        command.Parameters.Add(new NpgsqlParameter("daily_limit", NpgsqlDbType.Integer) { Value = GatePriority.DailyLimit(priority, o) });
+        command.Parameters.Add(new NpgsqlParameter("reserve_ahead", NpgsqlDbType.Interval) { Value = reserveAhead is { } ahead ? ahead : DBNull.Value });
         command.Parameters.Add(new NpgsqlParameter("margin", NpgsqlDbType.Interval) { Value = margin });
         command.Parameters.Add(new NpgsqlParameter("margin_seconds", NpgsqlDbType.Double) { Value = margin.TotalSeconds });
         var sentAt = time.GetUtcNow();
@@ -418,7 +442,8 @@ internal sealed class PostgresRateGate
             reader.GetFieldValue<DateTimeOffset>(0),
             reader.GetBoolean(1),
             reader.IsDBNull(2) ? null : reader.GetFieldValue<DateTimeOffset>(2),
-            reader.IsDBNull(3) ? null : reader.GetString(3));
+            reader.IsDBNull(3) ? null : reader.GetString(3),
+            reader.GetFieldValue<DateTimeOffset>(4));
         ObserveClock(sentAt, roundTrip, reader.GetFieldValue<DateTimeOffset>(4));
         lock (sync)
         {
@@ -434,7 +459,7 @@ internal sealed class PostgresRateGate
         return result;
     }
 
-    private sealed record TakeResult(DateTimeOffset At, bool Taken, DateTimeOffset? BlockedUntil, string? BlockedReason);
+    private sealed record TakeResult(DateTimeOffset At, bool Taken, DateTimeOffset? BlockedUntil, string? BlockedReason, DateTimeOffset Now);
 }
 
 /// <summary>The result of asking the rate gate for a slot.</summary>

@@ -13,14 +13,14 @@ internal static class AssignmentRequestRows
     private const string InsertRequestsSql = """
         INSERT INTO assignment_requests (request_id, flow_id, owner_email, owner_email_normalized, status,
             prospect_count, pending_count, assigned_count, not_assigned_count, failed_count, rejected_count,
-            content_hash, rejection_reason, received_at, completed_at)
+            content_hash, rejection_reason, received_at, completed_at, priority)
         SELECT r.request_id, r.flow_id, r.owner_email, r.owner_email_normalized, r.status,
             r.prospect_count, r.pending_count, 0, 0, 0, r.rejected_count,
-            r.content_hash, r.rejection_reason, @now, CASE WHEN r.status IS NULL THEN NULL ELSE @now END
+            r.content_hash, r.rejection_reason, @now, CASE WHEN r.status IS NULL THEN NULL ELSE @now END, r.priority
         FROM unnest(@request_id, @flow_id, @owner_email, @owner_email_normalized, @status,
-            @prospect_count, @pending_count, @rejected_count, @content_hash, @rejection_reason)
+            @prospect_count, @pending_count, @rejected_count, @content_hash, @rejection_reason, @priority)
             AS r(request_id, flow_id, owner_email, owner_email_normalized, status,
-                 prospect_count, pending_count, rejected_count, content_hash, rejection_reason)
+                 prospect_count, pending_count, rejected_count, content_hash, rejection_reason, priority)
         ORDER BY r.request_id
         ON CONFLICT (request_id) DO NOTHING
         RETURNING id, request_id
@@ -46,6 +46,7 @@ internal static class AssignmentRequestRows
         AddArray(command, "rejected_count", NpgsqlDbType.Integer, requests.Select(r => r.IsRejected ? r.ProspectCount : r.RejectedIds.Count));
         AddArray(command, "content_hash", NpgsqlDbType.Text, requests.Select(r => r.ContentHash));
         AddArray(command, "rejection_reason", NpgsqlDbType.Text, requests.Select(IngestRejections.RejectionReason));
+        AddArray(command, "priority", NpgsqlDbType.Text, requests.Select(r => r.Priority?.ToString()));
 
         var inserted = new Dictionary<string, long>(StringComparer.Ordinal);
         await using var reader = await command.ExecuteReaderAsync().ConfigureAwait(false);

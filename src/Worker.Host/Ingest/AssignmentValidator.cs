@@ -1,6 +1,8 @@
 using System.Net.Mail;
 using Worker.Contracts;
+using Worker.Host.Dispatch;
 using Worker.Host.Operations;
+using Worker.Persistence.Entities;
 
 namespace Worker.Host.Ingest;
 
@@ -36,6 +38,10 @@ internal sealed record ValidatedRequest(
 
     /// <summary>Unique ids stored for the request (valid and rejected).</summary>
     public int ProspectCount => ValidIds.Count + RejectedIds.Count;
+
+    /// <summary>The priority lane (Normal when absent); null when the value was unknown (the request is Rejected).
+    /// Not part of <see cref="ContentHash"/>: a request's identity ignores its priority.</summary>
+    public ProspectPriority? Priority { get; init; } = ProspectPriority.Normal;
 }
 
 /// <summary>
@@ -149,6 +155,8 @@ internal static class AssignmentValidator
             errors.Add($"crmProspectIds: {ids.Count} ids; the limit is {maxProspectsPerRequest} per request (Ingest:MaxProspectsPerRequest).");
         }
 
+        var priority = PriorityLanes.Parse(message.Priority, errors);
+
         var valid = new List<string>();
         var rejected = new List<RejectedProspectId>();
         var seen = new HashSet<string>(StringComparer.Ordinal);
@@ -192,7 +200,7 @@ internal static class AssignmentValidator
             valid,
             rejected,
             errors,
-            RequestContentHash.Of(requestId, flowId, email, ids));
+            RequestContentHash.Of(requestId, flowId, email, ids)) { Priority = priority };
     }
 
     private static string? ProspectIdProblem(string? id)

@@ -1,4 +1,5 @@
 using Worker.Contracts;
+using Worker.Host.Dispatch;
 using Worker.Host.Relay;
 
 namespace Worker.Host.Ingest;
@@ -48,7 +49,8 @@ internal static class IngestRejections
     /// <param name="now">The ingest commit time (UTC).</param>
     public static FlowAssignmentCompleted CompletedEvent(ValidatedRequest request, DateTimeOffset now) =>
         FlowAssignmentCompletedFactory.RejectedAtIngest(
-            request.RequestId, request.FlowId, request.OwnerEmail, now, Outcomes(request), request.IsRejected ? request.Errors : [NoValidIdReason(request)]);
+            request.RequestId, request.FlowId, request.OwnerEmail, now, Outcomes(request), request.IsRejected ? request.Errors : [NoValidIdReason(request)],
+            PriorityLanes.ToWire(request.Priority));
 
     private static string NoValidIdReason(ValidatedRequest request) =>
         $"crmProspectIds: none of the {request.RejectedIds.Count} unique ids is valid (each must be 1 to {AssignmentValidator.MaxProspectIdLength} characters without control characters).";

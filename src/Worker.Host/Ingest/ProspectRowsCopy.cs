@@ -12,7 +12,7 @@ internal static class ProspectRowsCopy
 {
     private const string CopyProspectsSql = """
         COPY prospect_assignments (assignment_request_id, crm_prospect_id, flow_id, owner_email, status,
-            error_code, error_message, reconciled, reconcile_first, attempts, available_at, created_at, updated_at, completed_at)
+            error_code, error_message, reconciled, reconcile_first, attempts, available_at, created_at, updated_at, completed_at, priority)
         FROM STDIN (FORMAT BINARY)
         """;
 
@@ -73,6 +73,8 @@ internal static class ProspectRowsCopy
         {
             await importer.WriteAsync(now, NpgsqlDbType.TimestampTz).ConfigureAwait(false);
         }
+
+        await importer.WriteAsync((request.Priority ?? ProspectPriority.Normal).ToString(), NpgsqlDbType.Varchar).ConfigureAwait(false);
     }
 
     private static async Task WriteNullableAsync(NpgsqlBinaryImporter importer, string? value, NpgsqlDbType type)

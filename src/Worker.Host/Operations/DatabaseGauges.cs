@@ -144,6 +144,12 @@ internal sealed partial class DatabaseGauges : BackgroundService
             blockedUntil,
             callsToday,
             groups);
+
+        // Read in the same refresh, after the figures above are kept (the lanes' own gauges keep their last values on failure).
+        if (services.GetService<PriorityLaneGauges>() is { } lanes)
+        {
+            await lanes.SampleAsync(cancellationToken).ConfigureAwait(false);
+        }
     }
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)

@@ -66,6 +66,7 @@ public static class OperationsExtensions
         builder.Services.AddHostedService<AlertedSeriesInitializer>();
         builder.Services.AddSingleton<DatabaseGauges>();
         builder.Services.AddHostedService(sp => sp.GetRequiredService<DatabaseGauges>());
+        builder.Services.AddSingleton<PriorityLaneGauges>();
 
         builder.Services.AddOpenTelemetry()
             .ConfigureResource(resource => resource.AddService(ServiceName))

@@ -35,6 +35,9 @@ public sealed record StatusReport(
     /// <summary>Groups shown in the table; the rest are summed in one line.</summary>
     public const int MaxGroupsShown = 25;
 
+    /// <summary>Backlog, oldest age and throughput per priority lane (empty: not shown).</summary>
+    public IReadOnlyList<PriorityLaneFigures> Lanes { get; init; } = [];
+
     private const string Sql = $"""
         SELECT flow_id, owner_email,
                count(*) FILTER (WHERE status = {StatusSql.Pending}),
@@ -178,6 +181,7 @@ public sealed record StatusReport(
         AddRow(backlog, "total", $"{Groups.Count} groups", Count(Groups.Sum(g => g.Pending)), Count(Groups.Sum(g => g.InFlight)),
             Groups.Any(g => g.OldestPending is not null) ? Age(Now - oldestOverall) : "-");
         console.Write(backlog);
+        PriorityLaneReport.Render(console, Lanes, Now);
 
         var outcomes = new Table().Title("Outcomes in the last hour").AddColumns("status", "error code", "prospects");
         foreach (var outcome in Outcomes)

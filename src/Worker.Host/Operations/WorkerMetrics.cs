@@ -27,6 +27,8 @@ public sealed class WorkerMetrics : IDisposable
     private readonly Counter<long> eventsPublished;
     private readonly Histogram<double> outboxLag;
     private readonly Counter<long> outboxDeadLettered;
+    private readonly Counter<long> priorityProspectsCompleted;
+    private readonly Counter<long> priorityBatches;
     private readonly Counter<long> movedToErrorQueue;
 
     /// <summary>Creates the instruments on a meter from <paramref name="meterFactory"/>.</summary>
@@ -49,6 +51,10 @@ public sealed class WorkerMetrics : IDisposable
             advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = OutboxLagBuckets });
         movedToErrorQueue = meter.CreateCounter<long>("flow_assignment.messages.moved_to_error_queue", "{message}",
             "AssignProspectsToFlow messages moved to the error queue, by reason (unreadable, unusable_request_id, request_id_conflict, other).");
+        priorityProspectsCompleted = meter.CreateCounter<long>("flow_assignment.priority.prospects_completed", "{prospect}",
+            "Prospects sent to Gong that reached a final outcome (Assigned, NotAssigned, Failed), by priority (high, normal, bulk): throughput per lane.");
+        priorityBatches = meter.CreateCounter<long>("flow_assignment.priority.batches", "{batch}",
+            "Batches claimed, by priority: the batch's most urgent row's lane (high, normal, bulk). The bulk share is bulk / all.");
         outboxDeadLettered = meter.CreateCounter<long>("flow_assignment.outbox.dead_lettered", "{message}", "Outbox rows given up because their payload cannot be read as their message type: never published (view ops_outbox_dead_lettered).");
     }
 
@@ -163,6 +169,14 @@ public sealed class WorkerMetrics : IDisposable
 
     /// <summary>Counts outbox rows the relay marked failed for good (unreadable payload).</summary>
     public void OutboxDeadLettered(long count) => outboxDeadLettered.Add(count);
+
+    /// <summary>Counts <paramref name="count"/> prospects of lane <paramref name="priority"/> (high, normal, bulk) that
+    /// reached a final outcome after a call.</summary>
+    public void PriorityProspectsCompleted(string priority, long count) =>
+        priorityProspectsCompleted.Add(count, new KeyValuePair<string, object?>("priority", priority));
+
+    /// <summary>Counts one claimed batch of lane <paramref name="priority"/> (high, normal, bulk).</summary>
+    public void PriorityBatchClaimed(string priority) => priorityBatches.Add(1, new KeyValuePair<string, object?>("priority", priority));
 
     /// <inheritdoc />
     public void Dispose() => meter.Dispose();

@@ -1,4 +1,5 @@
 using Worker.Contracts;
+using Worker.Host.Dispatch;
 using Worker.Persistence.Entities;
 
 namespace Worker.Host.Relay;
@@ -26,8 +27,11 @@ internal static class FlowAssignmentCompletedFactory
     /// <param name="at">The ingest commit time (UTC).</param>
     /// <param name="rejected">The request's ids in stored order, each with its code and reason.</param>
     /// <param name="errors">Request-level problems, one per entry (field, value shape, limit).</param>
+    /// <param name="priority">The request's priority as the wire names it (<c>high</c>, <c>normal</c>, <c>bulk</c>); null when
+    /// the value received was unknown.</param>
     public static FlowAssignmentCompleted RejectedAtIngest(
-        string requestId, string flowId, string ownerEmail, DateTimeOffset at, IEnumerable<RejectedOutcome> rejected, IReadOnlyList<string> errors) => new(
+        string requestId, string flowId, string ownerEmail, DateTimeOffset at, IEnumerable<RejectedOutcome> rejected, IReadOnlyList<string> errors,
+        string? priority) => new(
         requestId,
         flowId,
         ownerEmail,
@@ -35,7 +39,10 @@ internal static class FlowAssignmentCompletedFactory
         at,
         at,
         [.. rejected.Select(r => new ProspectOutcome(r.CrmProspectId, ProspectStatus.Rejected, ErrorCode: r.ErrorCode, ErrorMessage: r.ErrorMessage))],
-        errors);
+        errors)
+    {
+        Priority = priority,
+    };
 
     /// <summary>
     /// The event of a complete request from its stored rows: one outcome per prospect row in the order of
@@ -61,7 +68,10 @@ internal static class FlowAssignmentCompletedFactory
                 p.ErrorCode,
                 p.ErrorMessage,
                 p.GongRequestId))],
-            string.IsNullOrEmpty(request.RejectionReason) ? [] : request.RejectionReason.Split('\n', StringSplitOptions.RemoveEmptyEntries));
+            string.IsNullOrEmpty(request.RejectionReason) ? [] : request.RejectionReason.Split('\n', StringSplitOptions.RemoveEmptyEntries))
+        {
+            Priority = PriorityLanes.ToWire(request.Priority),
+        };
     }
 
     private static ProspectStatus ToProspectStatus(ProspectAssignmentStatus status) => status switch

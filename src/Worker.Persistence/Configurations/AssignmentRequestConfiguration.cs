@@ -14,6 +14,7 @@ internal sealed class AssignmentRequestConfiguration : IEntityTypeConfiguration<
         builder.Property(r => r.OwnerEmail).HasMaxLength(512);
         builder.Property(r => r.OwnerEmailNormalized).HasMaxLength(512);
         builder.Property(r => r.Status).HasConversion<string>().HasMaxLength(32);
+        builder.Property(r => r.Priority).HasConversion<string>().HasMaxLength(8);
         builder.Property(r => r.ContentHash).HasMaxLength(64).IsFixedLength();
         builder.Property(r => r.RedriveOfRequestId).HasMaxLength(256);
         // The idempotency guarantee: concurrent duplicates collide here, not in a check-then-insert.

@@ -12,6 +12,9 @@ internal sealed class DispatchBatchConfiguration : IEntityTypeConfiguration<Disp
         builder.Property(b => b.FlowId).HasMaxLength(256);
         builder.Property(b => b.OwnerEmail).HasMaxLength(512);
         builder.Property(b => b.ClaimedBy).HasMaxLength(256);
+        builder.Property(b => b.Priority).HasConversion<string>().HasMaxLength(8);
+        // Batches per lane over a recent window: the ops views' throughput per priority.
+        builder.HasIndex(b => new { b.ClaimedAt, b.Priority });
         // Open batches by lease end: how an expired lease is found.
         builder.HasIndex(b => b.LeaseExpiresAt).HasFilter("completed_at IS NULL");
         // "When was this group last served": the dispatcher's fair turns across replicas.

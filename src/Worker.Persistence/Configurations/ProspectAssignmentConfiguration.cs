@@ -19,6 +19,12 @@ internal sealed class ProspectAssignmentConfiguration : IEntityTypeConfiguration
         builder.HasIndex(p => new { p.FlowId, p.OwnerEmail, p.AvailableAt, p.Id })
             .HasDatabaseName("ix_prospect_assignments_pending_by_group")
             .HasFilter("status = 'Pending'");
+        builder.Property(p => p.Priority).HasConversion<string>().HasMaxLength(8);
+        // Claims take a group's rows lane by lane (High, Normal, Bulk), each oldest first; the dispatcher probes the
+        // oldest row of each lane per group.
+        builder.HasIndex(p => new { p.FlowId, p.OwnerEmail, p.Priority, p.AvailableAt, p.Id })
+            .HasDatabaseName("ix_prospect_assignments_pending_by_group_priority")
+            .HasFilter("status = 'Pending'");
         builder.HasIndex(p => p.BatchId).HasFilter("batch_id IS NOT NULL");
         builder.HasIndex(p => p.CrmProspectId);
         builder.HasIndex(p => new { p.Status, p.UpdatedAt });

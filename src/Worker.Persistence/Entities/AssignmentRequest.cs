@@ -26,6 +26,10 @@ public sealed class AssignmentRequest
     /// <summary>Null while prospects are outstanding; the final status once every prospect has an outcome.</summary>
     public RequestStatus? Status { get; set; }
 
+    /// <summary>Priority lane as received (Normal when absent, and for requests stored before priorities existed);
+    /// null only when the request was Rejected for an unknown priority value.</summary>
+    public ProspectPriority? Priority { get; set; } = ProspectPriority.Normal;
+
     /// <summary>Unique prospect ids in the request (after collapsing duplicates), including rejected ids.</summary>
     public int ProspectCount { get; set; }
 

@@ -19,6 +19,10 @@ public sealed class DispatchBatch
     /// <summary>Unique prospect ids in the batch (≤ MaxBatchSize).</summary>
     public int ProspectCount { get; set; }
 
+    /// <summary>The batch's lane: High when it carries a high-priority row, else Normal when it carries a normal one,
+    /// else Bulk. Normal for batches claimed before priorities existed.</summary>
+    public ProspectPriority Priority { get; set; } = ProspectPriority.Normal;
+
     /// <summary>Replica (pod name / host) holding the lease.</summary>
     public required string ClaimedBy { get; set; }
 

@@ -26,6 +26,10 @@ public sealed class ProspectAssignment
     /// <summary>Current state.</summary>
     public ProspectAssignmentStatus Status { get; set; }
 
+    /// <summary>The request's priority lane (copied so the claim orders by it in the pending index); Normal for rows
+    /// stored before priorities existed.</summary>
+    public ProspectPriority Priority { get; set; } = ProspectPriority.Normal;
+
     /// <summary>Gong flow instance id when Assigned.</summary>
     public string? FlowInstanceId { get; set; }
 

@@ -77,6 +77,11 @@ namespace Worker.Persistence.Migrations
                         .HasColumnType("integer")
                         .HasColumnName("pending_count");
 
+                    b.Property<string>("Priority")
+                        .HasMaxLength(8)
+                        .HasColumnType("character varying(8)")
+                        .HasColumnName("priority");
+
                     b.Property<int>("ProspectCount")
                         .HasColumnType("integer")
                         .HasColumnName("prospect_count");
@@ -162,6 +167,12 @@ namespace Worker.Persistence.Migrations
                         .HasColumnType("character varying(512)")
                         .HasColumnName("owner_email");
 
+                    b.Property<string>("Priority")
+                        .IsRequired()
+                        .HasMaxLength(8)
+                        .HasColumnType("character varying(8)")
+                        .HasColumnName("priority");
+
                     b.Property<int>("ProspectCount")
                         .HasColumnType("integer")
                         .HasColumnName("prospect_count");
@@ -180,6 +191,9 @@ namespace Worker.Persistence.Migrations
                     b.HasIndex("LeaseExpiresAt")
                         .HasDatabaseName("ix_dispatch_batches_lease_expires_at")
                         .HasFilter("completed_at IS NULL");
+
+                    b.HasIndex("ClaimedAt", "Priority")
+                        .HasDatabaseName("ix_dispatch_batches_claimed_at_priority");
 
                     b.HasIndex("FlowId", "OwnerEmail", "ClaimedAt")
                         .HasDatabaseName("ix_dispatch_batches_flow_id_owner_email_claimed_at");
@@ -452,6 +466,12 @@ namespace Worker.Persistence.Migrations
                         .HasColumnType("character varying(512)")
                         .HasColumnName("owner_email");
 
+                    b.Property<string>("Priority")
+                        .IsRequired()
+                        .HasMaxLength(8)
+                        .HasColumnType("character varying(8)")
+                        .HasColumnName("priority");
+
                     b.Property<bool>("ReconcileFirst")
                         .HasColumnType("boolean")
                         .HasColumnName("reconcile_first");
@@ -498,6 +518,10 @@ namespace Worker.Persistence.Migrations
 
                     b.HasIndex("FlowId", "OwnerEmail", "AvailableAt", "Id")
                         .HasDatabaseName("ix_prospect_assignments_pending_by_group")
+                        .HasFilter("status = 'Pending'");
+
+                    b.HasIndex("FlowId", "OwnerEmail", "Priority", "AvailableAt", "Id")
+                        .HasDatabaseName("ix_prospect_assignments_pending_by_group_priority")
                         .HasFilter("status = 'Pending'");
 
                     b.ToTable("prospect_assignments", (string)null);

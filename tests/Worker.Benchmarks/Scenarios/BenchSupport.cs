@@ -59,6 +59,35 @@ internal static class BenchSupport
             Faults = new FaultOptions { LatencyMinMs = latencyMinMs, LatencyMaxMs = latencyMaxMs },
         });
 
+    /// <summary>
+    /// Starts a MassTransit bus on <paramref name="vhost"/> whose endpoint <paramref name="queue"/> consumes
+    /// <c>FlowAssignmentCompleted</c> events and completes the waiter registered in <paramref name="waiting"/> under
+    /// the event's requestId. Stop it when done.
+    /// </summary>
+    public static async Task<IBusControl> StartEventListenerAsync(
+        TestVirtualHost vhost, string queue, System.Collections.Concurrent.ConcurrentDictionary<string, TaskCompletionSource> waiting)
+    {
+        var bus = Bus.Factory.CreateUsingRabbitMq(cfg =>
+        {
+            cfg.Host(vhost.Host, (ushort)vhost.Port, vhost.Name, h =>
+            {
+                h.Username(vhost.Username);
+                h.Password(vhost.Password);
+            });
+            cfg.ReceiveEndpoint(queue, e => e.Handler<Worker.Contracts.FlowAssignmentCompleted>(ctx =>
+            {
+                if (waiting.TryGetValue(ctx.Message.RequestId, out var done))
+                {
+                    done.TrySetResult();
+                }
+
+                return Task.CompletedTask;
+            }));
+        });
+        await bus.StartAsync();
+        return bus;
+    }
+
     /// <summary>An <c>AssignProspectsToFlow</c> as plain JSON.</summary>
     public static byte[] PlainJson(string requestId, string flowId, string owner, IEnumerable<string> ids) =>
         JsonSerializer.SerializeToUtf8Bytes(new { requestId, flowId, flowInstanceOwnerEmail = owner, crmProspectIds = ids.ToArray() });

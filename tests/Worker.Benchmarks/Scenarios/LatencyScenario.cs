@@ -30,27 +30,7 @@ internal sealed class LatencyScenario : IScenario
         await using var worker = await StartWorkerAsync(database, vhost, GongSettings(simulator, 3).Select(kv => $"--{kv.Key}={kv.Value}"));
 
         var waiting = new ConcurrentDictionary<string, TaskCompletionSource>(StringComparer.Ordinal);
-        var bus = Bus.Factory.CreateUsingRabbitMq(cfg =>
-        {
-            cfg.Host(vhost.Host, (ushort)vhost.Port, vhost.Name, h =>
-            {
-                h.Username(vhost.Username);
-                h.Password(vhost.Password);
-            });
-            cfg.ReceiveEndpoint("bench-latency-events", e =>
-            {
-                e.Handler<FlowAssignmentCompleted>(ctx =>
-                {
-                    if (waiting.TryGetValue(ctx.Message.RequestId, out var done))
-                    {
-                        done.TrySetResult();
-                    }
-
-                    return Task.CompletedTask;
-                });
-            });
-        });
-        await bus.StartAsync(cancellationToken);
+        var bus = await StartEventListenerAsync(vhost, "bench-latency-events", waiting);
         try
         {
             await using var connection = await new ConnectionFactory { Uri = vhost.AmqpUri }.CreateConnectionAsync(cancellationToken);

@@ -34,19 +34,26 @@ public sealed class ContractSchemaTests
 
     private static void AssertMatches(Type record, JsonElement schema, JsonElement root)
     {
+        // Positional parameters (required unless they have a default) and init-only properties (always optional: added
+        // later without changing the constructor, e.g. priority).
         var parameters = record.GetConstructors().Single().GetParameters();
+        var members = parameters.Select(p => (Name: p.Name!, Type: p.ParameterType, Optional: p.HasDefaultValue))
+            .Concat(record.GetProperties(BindingFlags.Public | BindingFlags.Instance)
+                .Where(p => p.SetMethod is { IsPublic: true } && parameters.All(a => a.Name != p.Name))
+                .Select(p => (Name: p.Name, Type: p.PropertyType, Optional: true)))
+            .ToList();
         var properties = schema.GetProperty("properties");
         var schemaNames = properties.EnumerateObject().Select(p => p.Name).Order(StringComparer.Ordinal).ToList();
-        var recordNames = parameters.Select(p => JsonNamingPolicy.CamelCase.ConvertName(p.Name!)).Order(StringComparer.Ordinal).ToList();
+        var recordNames = members.Select(m => JsonNamingPolicy.CamelCase.ConvertName(m.Name)).Order(StringComparer.Ordinal).ToList();
         Assert.Equal(recordNames, schemaNames);
 
         var required = schema.GetProperty("required").EnumerateArray().Select(e => e.GetString()!).Order(StringComparer.Ordinal).ToList();
-        Assert.Equal(parameters.Where(p => !p.HasDefaultValue).Select(p => JsonNamingPolicy.CamelCase.ConvertName(p.Name!)).Order(StringComparer.Ordinal), required);
+        Assert.Equal(members.Where(m => !m.Optional).Select(m => JsonNamingPolicy.CamelCase.ConvertName(m.Name)).Order(StringComparer.Ordinal), required);
 
-        foreach (var parameter in parameters)
+        foreach (var member in members)
         {
-            var name = JsonNamingPolicy.CamelCase.ConvertName(parameter.Name!);
-            AssertType(parameter.ParameterType, properties.GetProperty(name), root, $"{record.Name}.{name}");
+            var name = JsonNamingPolicy.CamelCase.ConvertName(member.Name);
+            AssertType(member.Type, properties.GetProperty(name), root, $"{record.Name}.{name}");
         }
     }
 

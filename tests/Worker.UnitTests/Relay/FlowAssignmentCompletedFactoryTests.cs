@@ -15,8 +15,10 @@ public sealed class FlowAssignmentCompletedFactoryTests
         var completed = FlowAssignmentCompletedFactory.RejectedAtIngest(
             "crm-sync-1", "123", "Owner@Example.com", Received,
             [new RejectedOutcome("a", "RequestRejected", "whole request"), new RejectedOutcome("b", "InvalidProspectId", "crmProspectIds[1]: empty")],
-            ["flowId: empty"]);
+            ["flowId: empty"],
+            "bulk");
 
+        Assert.Equal("bulk", completed.Priority);
         Assert.Equal(("crm-sync-1", "123", "Owner@Example.com"), (completed.RequestId, completed.FlowId, completed.FlowInstanceOwnerEmail));
         Assert.Equal(RequestStatus.Rejected, completed.Status);
         Assert.Equal((Received, Received), (completed.ReceivedAt, completed.CompletedAt));
@@ -68,6 +70,18 @@ public sealed class FlowAssignmentCompletedFactoryTests
         Assert.Equal(RequestStatus.Failed, completed.Status);
         Assert.Equal(Received, completed.CompletedAt);
         Assert.Empty(completed.Outcomes);
+    }
+
+    [Theory]
+    [InlineData(ProspectPriority.High, "high")]
+    [InlineData(ProspectPriority.Normal, "normal")]
+    [InlineData(ProspectPriority.Bulk, "bulk")]
+    public void A_stored_request_echoes_its_priority(ProspectPriority priority, string wire)
+    {
+        var request = Request(RequestStatus.Succeeded, Completed, null);
+        request.Priority = priority;
+
+        Assert.Equal(wire, FlowAssignmentCompletedFactory.FromStored(request).Priority);
     }
 
     [Fact]
