@@ -116,8 +116,8 @@ public sealed class PriorityLaneRateTests
         Assert.Equal((3, 200, flows[7]), (hotCall.Ids.Intersect(hot).Count(), hotCall.IdsCount, hotCall.FlowId));
 
         // The campaign keeps draining at the gate's rate around it: the 10 s from the high request's publish on. The gate
-        // spaces 3 calls by 1 s plus the arrival margin (about 2.7 calls/s); on an idle machine 25-27 calls land here, on
-        // this shared 2-core machine at a load average of 25-30 between 15 and 23, with or without priority lanes.
+        // spaces 3 calls by 1 s plus the arrival margin (at most about 27 in 10 s); on this shared 2-core machine at a load
+        // average of 25-60, 15 to 25 landed here, with or without the gate's priority horizon.
         var end = publishedAt + TimeSpan.FromSeconds(10);
         await Poll.UntilAsync(() => Assigns(world).Any(c => c.Time >= end), TimeSpan.FromSeconds(40), "10 s of calls");
         var window = Assigns(world).Count(c => c.Time >= publishedAt && c.Time < end);
