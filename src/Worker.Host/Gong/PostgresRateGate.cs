@@ -47,9 +47,16 @@ internal sealed class PostgresRateGate
 
     private static readonly TimeSpan DecreaseHold = TimeSpan.FromSeconds(2);
 
-    /// <summary>A slot is checked against a 429 block this long before it: long enough for the read's round trip to
-    /// stay out of the instant the call starts, short enough that a 429 answered just before the slot is still seen.</summary>
-    private static readonly TimeSpan BlockCheckLead = TimeSpan.FromMilliseconds(8);
+    /// <summary>A slot is checked against a 429 block at least this long before it: short enough that a 429 answered
+    /// just before the slot is still seen. The lead grows with the slowest of the last 16 reads (plus
+    /// <see cref="BlockCheckSlack"/>, at most <see cref="MaximumBlockCheckLead"/>), so the read's round trip stays out of
+    /// the instant the call starts: on a busy machine a read that ends after the slot made the caller late, and a late
+    /// caller gives its slot up.</summary>
+    private static readonly TimeSpan MinimumBlockCheckLead = TimeSpan.FromMilliseconds(8);
+
+    private static readonly TimeSpan MaximumBlockCheckLead = TimeSpan.FromMilliseconds(40);
+
+    private static readonly TimeSpan BlockCheckSlack = TimeSpan.FromMilliseconds(3);
 
     /// <summary>The last part of the wait for a slot is spent on the waiting thread (sleeps of 1 ms, then spinning)
     /// instead of a timer: on a busy machine a timer's continuation can run tens of ms late, and a caller more than half
@@ -142,6 +149,7 @@ internal sealed class PostgresRateGate
     private readonly TimeProvider time;
     private readonly Lock sync = new();
     private readonly Queue<(TimeSpan RoundTrip, TimeSpan Offset)> clockSamples = new();
+    private readonly Queue<TimeSpan> readRoundTrips = new();
     private TimeSpan clockOffset;
     private double allowedRate;
     private string rateReason = RateConfigured;
@@ -216,7 +224,7 @@ internal sealed class PostgresRateGate
             }
 
             await DelayUntilAsync(slot - PreciseLead, cancellationToken).ConfigureAwait(false);
-            await PreciseDelayUntilAsync(slot - BlockCheckLead, cancellationToken).ConfigureAwait(false);
+            await PreciseDelayUntilAsync(slot - BlockCheckLead(), cancellationToken).ConfigureAwait(false);
 
             // A 429 seen by any replica while we waited moves the gate; a slot taken before it is void.
             // (Only the 429 block counts here: the daily count already includes this slot.)
@@ -294,6 +302,17 @@ internal sealed class PostgresRateGate
         await using var command = dataSource.CreateCommand(RefundSql);
         command.Parameters.Add(new NpgsqlParameter("slot", NpgsqlDbType.TimestampTz) { Value = ToGate(slot).ToUniversalTime() });
         await command.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>How long before a slot the 429 block is read: the slowest of the last 16 reads plus slack, 8–40 ms.</summary>
+    private TimeSpan BlockCheckLead()
+    {
+        lock (sync)
+        {
+            var slowest = readRoundTrips.Count > 0 ? readRoundTrips.Max() : TimeSpan.Zero;
+            var lead = slowest + BlockCheckSlack;
+            return lead < MinimumBlockCheckLead ? MinimumBlockCheckLead : lead > MaximumBlockCheckLead ? MaximumBlockCheckLead : lead;
+        }
     }
 
     private IEnumerable<Measurement<double>> ObserveRate()
@@ -388,7 +407,17 @@ internal sealed class PostgresRateGate
             throw new InvalidOperationException("rate_gate has no row with id 1: apply the migrations (the InitialSchema migration seeds it).");
         }
 
-        ObserveClock(sentAt, time.GetElapsedTime(started), reader.GetFieldValue<DateTimeOffset>(3));
+        var roundTrip = time.GetElapsedTime(started);
+        ObserveClock(sentAt, roundTrip, reader.GetFieldValue<DateTimeOffset>(3));
+        lock (sync)
+        {
+            readRoundTrips.Enqueue(roundTrip);
+            while (readRoundTrips.Count > 16)
+            {
+                readRoundTrips.Dequeue();
+            }
+        }
+
         return (reader.IsDBNull(0) ? null : reader.GetFieldValue<DateTimeOffset>(0), reader.GetFieldValue<DateOnly>(1), reader.GetInt32(2));
     }
 

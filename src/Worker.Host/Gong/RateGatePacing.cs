@@ -4,9 +4,12 @@ namespace Worker.Host.Gong;
 
 /// <summary>
 /// What this replica knows about the timing between its sends and their arrival at Gong, learned from the warm-up
-/// request each call is preceded by (<see cref="GongApiClient.WarmUpAsync"/>). The window margin a call is recorded
-/// with in the shared gate is <c>RateWindowMargin</c> plus the jitter allowance: until 8 warm round trips are
-/// measured, <c>InitialJitterAllowance</c>; then the spread of the last 64 warm round trips (slowest minus the
+/// request each call is preceded by (<see cref="GongApiClient.WarmUpAsync"/>), as measured by the connection lane from
+/// the hand-off to the connection until the response headers (<see cref="GongConnectionLanes"/>: the HTTP pipeline's
+/// own time is not network jitter). The window margin a call is recorded
+/// with in the shared gate is <c>RateWindowMargin</c> plus the jitter allowance: until 12 warm round trips are
+/// measured, <c>InitialJitterAllowance</c> (a lane sends a burst of uncounted warm-ups to get there before the first
+/// call); then the spread of the last 64 warm round trips (slowest minus the
 /// fastest), at most <c>MaxJitterAllowance</c>. A round trip that opened a new connection is kept apart: it teaches the
 /// cold allowance given to a call whose warm-up failed (its call may have to open the connection itself). Thread-safe.
 /// </summary>
@@ -18,7 +21,7 @@ namespace Worker.Host.Gong;
 internal sealed class RateGatePacing(IOptions<GongOptions> options)
 {
     private const int SampleWindow = 64;
-    private const int MinimumSamples = 8;
+    private const int MinimumSamples = 12;
     // The slowest of the window, not a percentile: one call in twenty beyond the allowance is a self-caused 429 in a busy window.
     private const double Percentile = 1.0;
     private static readonly TimeSpan MinimumColdAllowance = TimeSpan.FromMilliseconds(300);
@@ -38,6 +41,18 @@ internal sealed class RateGatePacing(IOptions<GongOptions> options)
             lock (sync)
             {
                 return options.Value.RateWindowMargin + jitter;
+            }
+        }
+    }
+
+    /// <summary>Whether enough warm round trips were measured to replace the initial allowance.</summary>
+    public bool Learned
+    {
+        get
+        {
+            lock (sync)
+            {
+                return learned;
             }
         }
     }
