@@ -18,15 +18,18 @@ namespace Worker.Host.Gong;
 /// checked just before the request is handed to the connection, after the whole HTTP pipeline ran: a caller delayed
 /// anywhere on the way (a GC pause, a descheduled thread) sends nothing (<see cref="GongLateForSlotException"/>);</item>
 /// <item>a warm-up's round trip is measured from the hand-off to the response headers, without the pipeline's own
-/// time, and taught to <see cref="RateGatePacing"/>. Until the pacing has learned the jitter, a warm-up first sends
-/// up to <see cref="LearningBurst"/> more uncounted <c>HEAD</c>s on its connection, so the first calls are not paced
-/// with the initial allowance.</item>
+/// time, and taught to <see cref="RateGatePacing"/>. Until the pacing has measured <see cref="LearningSamples"/> warm
+/// round trips, a warm-up first sends up to <see cref="LearningBurst"/> more uncounted <c>HEAD</c>s on its connection,
+/// so the first calls are paced with a measured allowance, not the initial one.</item>
 /// </list>
 /// </remarks>
 internal sealed class GongConnectionLanes(IOptions<GongOptions> options, TimeProvider time, RateGatePacing pacing) : IDisposable
 {
-    /// <summary>Most extra warm-up requests one warm-up sends while the jitter is not learned yet.</summary>
-    public const int LearningBurst = 16;
+    /// <summary>Most extra warm-up requests one warm-up sends while fewer than <see cref="LearningSamples"/> are measured.</summary>
+    public const int LearningBurst = 32;
+
+    /// <summary>Warm round trips the learning burst measures before the first call.</summary>
+    public const int LearningSamples = 24;
 
     /// <summary>Request option naming the lane a request must use.</summary>
     public static readonly HttpRequestOptionsKey<GongLane> LaneKey = new("Worker.Gong.Lane");
@@ -82,11 +85,11 @@ internal sealed class GongConnectionLanes(IOptions<GongOptions> options, TimePro
         return lane.SendAsync(request, cancellationToken);
     }
 
-    /// <summary>Sends a warm-up on its lane, preceded by a learning burst while the jitter is not known, and teaches
+    /// <summary>Sends a warm-up on its lane, preceded by a learning burst while few round trips are known, and teaches
     /// each answered round trip (hand-off to response headers) to the pacing.</summary>
     private async Task<HttpResponseMessage> WarmUpAsync(GongLane lane, HttpRequestMessage request, CancellationToken cancellationToken)
     {
-        for (var i = 0; i < LearningBurst && !pacing.Learned && request.RequestUri is { } uri; i++)
+        for (var i = 0; i < LearningBurst && pacing.WarmSamples < LearningSamples && request.RequestUri is { } uri; i++)
         {
             using var extra = new HttpRequestMessage(HttpMethod.Head, uri);
             using var response = await MeasuredSendAsync(lane, extra, cancellationToken).ConfigureAwait(false);

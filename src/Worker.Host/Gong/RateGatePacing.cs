@@ -8,9 +8,9 @@ namespace Worker.Host.Gong;
 /// the hand-off to the connection until the response headers (<see cref="GongConnectionLanes"/>: the HTTP pipeline's
 /// own time is not network jitter). The window margin a call is recorded
 /// with in the shared gate is <c>RateWindowMargin</c> plus the jitter allowance: until 12 warm round trips are
-/// measured, <c>InitialJitterAllowance</c> (a lane sends a burst of uncounted warm-ups to get there before the first
+/// measured, <c>InitialJitterAllowance</c> (a lane sends a burst of uncounted warm-ups to measure 24 before the first
 /// call); then the spread of the last 64 warm round trips (slowest minus the
-/// fastest), at most <c>MaxJitterAllowance</c>. A round trip that opened a new connection is kept apart: it teaches the
+/// fastest; while fewer than 64 are kept, scaled by (n + 1) / (n - 1)), at most <c>MaxJitterAllowance</c>. A round trip that opened a new connection is kept apart: it teaches the
 /// cold allowance given to a call whose warm-up failed (its call may have to open the connection itself). Thread-safe.
 /// </summary>
 /// <remarks>
@@ -41,6 +41,18 @@ internal sealed class RateGatePacing(IOptions<GongOptions> options)
             lock (sync)
             {
                 return options.Value.RateWindowMargin + jitter;
+            }
+        }
+    }
+
+    /// <summary>Warm round trips measured so far (at most 64 are kept).</summary>
+    public int WarmSamples
+    {
+        get
+        {
+            lock (sync)
+            {
+                return warmRoundTripsMs.Count;
             }
         }
     }
@@ -102,7 +114,10 @@ internal sealed class RateGatePacing(IOptions<GongOptions> options)
 
             var sorted = warmRoundTripsMs.Order().ToArray();
             var high = sorted[(int)Math.Ceiling(Percentile * sorted.Length) - 1];
-            var spread = TimeSpan.FromMilliseconds(high - sorted[0]);
+            // Until the window is full, the spread of n samples falls short of the true range (for evenly spread delays
+            // by a factor (n - 1) / (n + 1)): scaled back up, so the first calls after a start are not paced too tight.
+            var scale = sorted.Length < SampleWindow ? (sorted.Length + 1.0) / (sorted.Length - 1.0) : 1.0;
+            var spread = TimeSpan.FromMilliseconds((high - sorted[0]) * scale);
             jitter = spread > options.Value.MaxJitterAllowance ? options.Value.MaxJitterAllowance : spread;
             learned = true;
         }

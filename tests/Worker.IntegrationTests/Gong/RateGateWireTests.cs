@@ -86,20 +86,11 @@ public sealed class RateGateWireTests
         }
     }
 
-    private sealed class World : IAsyncDisposable
+    private sealed class World(TestDatabase database, RunningSimulator simulator, GongReplica replica) : IAsyncDisposable
     {
-        private readonly TestDatabase database;
+        public RunningSimulator Simulator => simulator;
 
-        private World(TestDatabase database, RunningSimulator simulator, GongReplica replica)
-        {
-            this.database = database;
-            Simulator = simulator;
-            Replica = replica;
-        }
-
-        public RunningSimulator Simulator { get; }
-
-        public GongReplica Replica { get; }
+        public GongReplica Replica => replica;
 
         public static async Task<World> StartAsync(Func<HttpRequestMessage, TimeSpan> hold, FaultOptions? faults = null)
         {
@@ -118,8 +109,8 @@ public sealed class RateGateWireTests
 
         public async ValueTask DisposeAsync()
         {
-            await Replica.DisposeAsync();
-            await Simulator.DisposeAsync();
+            await replica.DisposeAsync();
+            await simulator.DisposeAsync();
             await database.DisposeAsync();
         }
     }
