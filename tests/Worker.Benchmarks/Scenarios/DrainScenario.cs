@@ -107,7 +107,16 @@ internal sealed class DrainScenario : IScenario
         var stats = simulator.State.GetStats();
 
         // Calls/s where Gong counts them: arrivals at the simulator, first to last.
-        var arrivals = simulator.State.GetCalls().Select(c => c.Time).Order().ToList();
+        var log = simulator.State.GetCalls();
+        var arrivals = log.Select(c => c.Time).Order().ToList();
+        foreach (var throttled429 in log.Where(c => c.SelfCausedRateLimited == true))
+        {
+            // What the window looked like: every arrival in the second before the self-caused 429, from the first call.
+            var window = log.Where(c => c.Time > throttled429.Time - TimeSpan.FromSeconds(1) && c.Time <= throttled429.Time)
+                .Select(c => $"{(c.Time - arrivals[0]).TotalSeconds:F3}:{c.Status}");
+            Console.Error.WriteLine($"drain: self-caused 429 (call {log.ToList().IndexOf(throttled429) + 1} of {log.Count}); arrivals in the second before it: {string.Join(' ', window)}");
+        }
+
         var span = arrivals.Count > 1 ? (arrivals[^1] - arrivals[0]).TotalSeconds : 0;
         var callsPerSecond = span > 0 ? (arrivals.Count - 1) / span : 0;
         var bound = rps / (1 + (jitterMs / 1000.0));
