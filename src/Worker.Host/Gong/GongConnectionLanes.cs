@@ -41,6 +41,10 @@ internal sealed class GongConnectionLanes(IOptions<GongOptions> options, TimePro
     /// handed to its connection; later, nothing is sent and the send fails with <see cref="GongLateForSlotException"/>.</summary>
     public static readonly HttpRequestOptionsKey<DateTimeOffset> SendNoLaterThanKey = new("Worker.Gong.SendNoLaterThan");
 
+    /// <summary>Request option: the failure of the request's previous attempt on its lane (a retry past the latest
+    /// start fails with it, unsent).</summary>
+    private static readonly HttpRequestOptionsKey<Exception> FailedAttemptKey = new("Worker.Gong.FailedAttempt");
+
     private readonly Lock sync = new();
     private readonly Stack<GongLane> free = new();
     private readonly List<GongLane> all = [];
@@ -77,12 +81,35 @@ internal sealed class GongConnectionLanes(IOptions<GongOptions> options, TimePro
             return WarmUpAsync(lane, request, cancellationToken);
         }
 
-        if (request.Options.TryGetValue(SendNoLaterThanKey, out var deadline) && time.GetUtcNow() is var now && now > deadline)
+        if (!request.Options.TryGetValue(SendNoLaterThanKey, out var deadline))
         {
-            return Task.FromException<HttpResponseMessage>(new GongLateForSlotException(now - deadline));
+            return lane.SendAsync(request, cancellationToken);
         }
 
-        return lane.SendAsync(request, cancellationToken);
+        if (time.GetUtcNow() is var now && now > deadline)
+        {
+            // A retry of an attempt whose connection failed (the pipeline resends the same request) that comes after the
+            // latest start is not sent either: it fails as that attempt did, so the call ends as that failure (nothing
+            // reached Gong) instead of arriving late.
+            return Task.FromException<HttpResponseMessage>(request.Options.TryGetValue(FailedAttemptKey, out var failed)
+                ? failed
+                : new GongLateForSlotException(now - deadline));
+        }
+
+        return SendRememberingFailureAsync(lane, request, cancellationToken);
+    }
+
+    private static async Task<HttpResponseMessage> SendRememberingFailureAsync(GongLane lane, HttpRequestMessage request, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return await lane.SendAsync(request, cancellationToken).ConfigureAwait(false);
+        }
+        catch (HttpRequestException ex)
+        {
+            request.Options.Set(FailedAttemptKey, ex);
+            throw;
+        }
     }
 
     /// <summary>Sends a warm-up on its lane, preceded by a learning burst while few round trips are known, and teaches

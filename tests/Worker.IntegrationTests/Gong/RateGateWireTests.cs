@@ -53,9 +53,10 @@ public sealed class RateGateWireTests
     [Fact]
     public async Task Time_spent_in_the_HTTP_pipeline_is_not_taken_for_network_jitter()
     {
-        // Warm-ups held 0–200 ms in the pipeline (a busy machine); the network (loopback, no jitter) is steady.
+        // Warm-ups held 0–400 ms in the pipeline (a busy machine); the network (loopback, no jitter) is steady. Measured
+        // around the pipeline, the spread of 30 such round trips is about 370 ms.
         var random = new Random(7);
-        await using var world = await World.StartAsync(r => r.Method == HttpMethod.Head ? TimeSpan.FromMilliseconds(random.Next(0, 200)) : TimeSpan.Zero);
+        await using var world = await World.StartAsync(r => r.Method == HttpMethod.Head ? TimeSpan.FromMilliseconds(random.Next(0, 400)) : TimeSpan.Zero);
         var pacing = world.Replica.Services.GetRequiredService<RateGatePacing>();
         var client = world.Replica.Services.GetRequiredService<GongApiClient>();
         var margin = world.Replica.Services.GetRequiredService<IOptions<GongOptions>>().Value.RateWindowMargin;
@@ -68,7 +69,7 @@ public sealed class RateGateWireTests
 
         var jitter = pacing.Margin - margin;
         Assert.Equal("learned", pacing.MarginSource);
-        Assert.True(jitter < TimeSpan.FromMilliseconds(100), $"learned jitter allowance {jitter.TotalMilliseconds:0} ms for 0–200 ms spent in the pipeline");
+        Assert.True(jitter < TimeSpan.FromMilliseconds(200), $"learned jitter allowance {jitter.TotalMilliseconds:0} ms for 0–400 ms spent in the pipeline");
     }
 
     /// <summary>Holds each request in the HttpClient pipeline (after the resilience handler, before the lane).</summary>
