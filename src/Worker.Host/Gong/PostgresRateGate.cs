@@ -11,7 +11,9 @@ namespace Worker.Host.Gong;
 /// atomic <c>UPDATE … RETURNING</c> to take the next call slot, then waits for it. Slots are on one clock for every
 /// replica: Postgres' <c>clock_timestamp()</c> (<c>Gong:RateGateClock=Database</c>, the default), converted to this
 /// process's <see cref="TimeProvider"/> through an offset measured on every round trip (the sample with the shortest
-/// round trip of the last 16 wins), so replicas whose clocks differ still space their calls; <c>Local</c> uses the
+/// round trip of the last 256 wins; before its first slot a process reads the clock 8 times), so replicas whose clocks
+/// differ still space their calls, and a replica's own estimate does not jump between two of its calls by more than the
+/// best round trips differ; <c>Local</c> uses the
 /// TimeProvider itself (tests on a fake clock).
 /// </summary>
 /// <remarks>
@@ -148,6 +150,15 @@ internal sealed class PostgresRateGate
     private readonly IOptions<GongOptions> options;
     private readonly TimeProvider time;
     private readonly Lock sync = new();
+    /// <summary>Clock samples kept (two per call: about a minute at 3 calls/s). A short window can let the offset jump
+    /// by tens of ms on a busy machine whenever its best sample leaves it, and a call slotted before the jump and one
+    /// after are that much closer at Gong's door (suspected cause of a self-caused 429 at a process's fifth call).</summary>
+    private const int ClockWindow = 256;
+
+    /// <summary>Clock reads made before a process's first slot, so its first calls are not converted with the offset
+    /// of one slow round trip.</summary>
+    private const int ClockWarmUpReads = 8;
+
     private readonly Queue<(TimeSpan RoundTrip, TimeSpan Offset)> clockSamples = new();
     private readonly Queue<TimeSpan> readRoundTrips = new();
     private TimeSpan clockOffset;
@@ -213,6 +224,7 @@ internal sealed class PostgresRateGate
         var o = options.Value;
         var waitStarted = time.GetTimestamp();
         var lateTolerance = o.RateWindowMargin / 2;
+        await WarmClockAsync(cancellationToken).ConfigureAwait(false);
         while (true)
         {
             var take = await TakeSlotAsync(margin, cancellationToken).ConfigureAwait(false);
@@ -304,6 +316,28 @@ internal sealed class PostgresRateGate
         await command.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
     }
 
+    /// <summary>Before this process's first slot: a few clock reads, so the offset comes from a fast round trip.</summary>
+    private async Task WarmClockAsync(CancellationToken cancellationToken)
+    {
+        if (options.Value.RateGateClock == RateGateClock.Local)
+        {
+            return;
+        }
+
+        for (var i = 0; i < ClockWarmUpReads; i++)
+        {
+            lock (sync)
+            {
+                if (clockSamples.Count >= ClockWarmUpReads)
+                {
+                    return;
+                }
+            }
+
+            await ReadAsync(cancellationToken).ConfigureAwait(false);
+        }
+    }
+
     /// <summary>How long before a slot the 429 block is read: the slowest of the last 16 reads plus slack, 8–40 ms.</summary>
     private TimeSpan BlockCheckLead()
     {
@@ -342,7 +376,7 @@ internal sealed class PostgresRateGate
         Value = options.Value.RateGateClock == RateGateClock.Local ? time.GetUtcNow().ToUniversalTime() : DBNull.Value,
     };
 
-    /// <summary>Keeps the gate-minus-local offset of the round trip with the shortest time among the last 16
+    /// <summary>Keeps the gate-minus-local offset of the round trip with the shortest time among the last 256
     /// (NTP-style: its midpoint is the best estimate of when the database read its clock).</summary>
     private void ObserveClock(DateTimeOffset sentAt, TimeSpan roundTrip, DateTimeOffset gateNow)
     {
@@ -354,7 +388,7 @@ internal sealed class PostgresRateGate
         lock (sync)
         {
             clockSamples.Enqueue((roundTrip, gateNow - (sentAt + (roundTrip / 2))));
-            while (clockSamples.Count > 16)
+            while (clockSamples.Count > ClockWindow)
             {
                 clockSamples.Dequeue();
             }
