@@ -119,18 +119,18 @@ internal sealed class GongConnectionLanes(IOptions<GongOptions> options, TimePro
         for (var i = 0; i < LearningBurst && pacing.WarmSamples < LearningSamples && request.RequestUri is { } uri; i++)
         {
             using var extra = new HttpRequestMessage(HttpMethod.Head, uri);
-            using var response = await MeasuredSendAsync(lane, extra, cancellationToken).ConfigureAwait(false);
+            using var response = await MeasuredSendAsync(lane, extra, burst: true, cancellationToken).ConfigureAwait(false);
         }
 
-        return await MeasuredSendAsync(lane, request, cancellationToken).ConfigureAwait(false);
+        return await MeasuredSendAsync(lane, request, burst: false, cancellationToken).ConfigureAwait(false);
     }
 
-    private async Task<HttpResponseMessage> MeasuredSendAsync(GongLane lane, HttpRequestMessage request, CancellationToken cancellationToken)
+    private async Task<HttpResponseMessage> MeasuredSendAsync(GongLane lane, HttpRequestMessage request, bool burst, CancellationToken cancellationToken)
     {
         var connects = lane.Connects;
         var started = time.GetTimestamp();
         var response = await lane.SendAsync(request, cancellationToken).ConfigureAwait(false);
-        pacing.RecordWarmUp(time.GetElapsedTime(started), lane.Connects != connects, answered: true);
+        pacing.RecordWarmUp(time.GetElapsedTime(started), lane.Connects != connects, answered: true, burst);
         return response;
     }
 

@@ -22,6 +22,7 @@ internal sealed class RateGatePacing(IOptions<GongOptions> options)
 {
     private const int SampleWindow = 64;
     private const int MinimumSamples = 12;
+    private const int YoungCalls = 16;
     // The slowest of the window, not a percentile: one call in twenty beyond the allowance is a self-caused 429 in a busy window.
     private const double Percentile = 1.0;
     private static readonly TimeSpan MinimumColdAllowance = TimeSpan.FromMilliseconds(300);
@@ -32,15 +33,21 @@ internal sealed class RateGatePacing(IOptions<GongOptions> options)
     private double coldExtraMs;
     private TimeSpan jitter = options.Value.InitialJitterAllowance;
     private bool learned;
+    private int callSamples;
 
-    /// <summary>The margin a call on a warm connection is recorded with (base margin plus jitter allowance).</summary>
+    /// <summary>The margin a call on a warm connection is recorded with (base margin plus jitter allowance). While the
+    /// process is young (fewer than 16 warm-ups before calls measured, a burst's not counted), the allowance is at least
+    /// <c>InitialJitterAllowance</c> × (1 − calls / 16): a burst's round trips are taken within a few ms, so they miss
+    /// the stalls of a process that is still compiling (a drain on a busy machine drew self-caused 429s at its 5th and 8th
+    /// calls, arriving 37 and 54 ms later than their slots, with the burst's allowance alone).</summary>
     public TimeSpan Margin
     {
         get
         {
             lock (sync)
             {
-                return options.Value.RateWindowMargin + jitter;
+                var young = callSamples >= YoungCalls ? TimeSpan.Zero : options.Value.InitialJitterAllowance * (1 - (callSamples / (double)YoungCalls));
+                return options.Value.RateWindowMargin + (jitter > young ? jitter : young);
             }
         }
     }
@@ -85,7 +92,8 @@ internal sealed class RateGatePacing(IOptions<GongOptions> options)
     /// <param name="roundTrip">Its wall time.</param>
     /// <param name="newConnection">Whether a new connection was opened for it (handshake included in the time).</param>
     /// <param name="answered">Whether any HTTP answer came back.</param>
-    public void RecordWarmUp(TimeSpan roundTrip, bool newConnection, bool answered)
+    /// <param name="burst">Whether it was one of a learning burst's extra requests (not followed by a call).</param>
+    public void RecordWarmUp(TimeSpan roundTrip, bool newConnection, bool answered, bool burst = false)
     {
         if (!answered)
         {
@@ -94,6 +102,11 @@ internal sealed class RateGatePacing(IOptions<GongOptions> options)
 
         lock (sync)
         {
+            if (!burst && !newConnection)
+            {
+                callSamples++;
+            }
+
             if (newConnection)
             {
                 var fastest = warmRoundTripsMs.Count > 0 ? warmRoundTripsMs.Min() : 0;
