@@ -124,6 +124,11 @@ internal sealed class GongApiClient(HttpClient http, TimeProvider time, Microsof
                 request.Options.Set(GongConnectionLanes.LaneKey, lane);
             }
 
+            if (startNoLaterThan is { } deadline)
+            {
+                request.Options.Set(GongConnectionLanes.SendNoLaterThanKey, deadline);
+            }
+
             using var response = await http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, cancellationToken).ConfigureAwait(false);
             var status = (int)response.StatusCode;
             string body;
@@ -157,6 +162,10 @@ internal sealed class GongApiClient(HttpClient http, TimeProvider time, Microsof
 
             var retryAfter = status == 429 ? RetryAfter.Until(response.Headers, time.GetUtcNow()) : null;
             return new GongHttpResult(kind, status, requestId, answer, error, retryAfter, startedAt, time.GetElapsedTime(started));
+        }
+        catch (GongLateForSlotException late)
+        {
+            return new GongHttpResult(GongCallKind.LateForSlot, null, null, null, late.Message, null, startedAt, TimeSpan.Zero);
         }
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
         {

@@ -11,13 +11,39 @@ namespace Worker.Host.Gong;
 /// <c>ConnectionLifetime</c>, only when a warm-up request is about to use it. Lanes are created on demand (at most one
 /// per concurrent send, i.e. <c>Dispatch:MaxConcurrentBatches</c>) and live until the process stops. Thread-safe.
 /// </summary>
-internal sealed class GongConnectionLanes(IOptions<GongOptions> options, TimeProvider time) : IDisposable
+/// <remarks>
+/// The lane is the last step before the wire, so the two timing facts the rate gate depends on are taken here:
+/// <list type="bullet">
+/// <item>a call's latest start (<see cref="SendNoLaterThanKey"/>, its rate-gate slot plus half the base margin) is
+/// checked just before the request is handed to the connection, after the whole HTTP pipeline ran: a caller delayed
+/// anywhere on the way (a GC pause, a descheduled thread) sends nothing (<see cref="GongLateForSlotException"/>);</item>
+/// <item>a warm-up's round trip is measured from the hand-off to the response headers, without the pipeline's own
+/// time, and taught to <see cref="RateGatePacing"/>. Until the pacing has measured <see cref="LearningSamples"/> warm
+/// round trips, a warm-up first sends up to <see cref="LearningBurst"/> more uncounted <c>HEAD</c>s on its connection,
+/// so the first calls are paced with a measured allowance, not the initial one.</item>
+/// </list>
+/// </remarks>
+internal sealed class GongConnectionLanes(IOptions<GongOptions> options, TimeProvider time, RateGatePacing pacing) : IDisposable
 {
+    /// <summary>Most extra warm-up requests one warm-up sends while fewer than <see cref="LearningSamples"/> are measured.</summary>
+    public const int LearningBurst = 32;
+
+    /// <summary>Warm round trips the learning burst measures before the first call.</summary>
+    public const int LearningSamples = 24;
+
     /// <summary>Request option naming the lane a request must use.</summary>
     public static readonly HttpRequestOptionsKey<GongLane> LaneKey = new("Worker.Gong.Lane");
 
     /// <summary>Request option marking a warm-up request (no credentials, not retried, not counted by the breaker).</summary>
     public static readonly HttpRequestOptionsKey<bool> WarmUpKey = new("Worker.Gong.WarmUp");
+
+    /// <summary>Request option: the latest instant (this process's <see cref="TimeProvider"/>, UTC) the request may be
+    /// handed to its connection; later, nothing is sent and the send fails with <see cref="GongLateForSlotException"/>.</summary>
+    public static readonly HttpRequestOptionsKey<DateTimeOffset> SendNoLaterThanKey = new("Worker.Gong.SendNoLaterThan");
+
+    /// <summary>Request option: the failure of the request's previous attempt on its lane (a retry past the latest
+    /// start fails with it, unsent).</summary>
+    private static readonly HttpRequestOptionsKey<Exception> FailedAttemptKey = new("Worker.Gong.FailedAttempt");
 
     private readonly Lock sync = new();
     private readonly Stack<GongLane> free = new();
@@ -52,9 +78,60 @@ internal sealed class GongConnectionLanes(IOptions<GongOptions> options, TimePro
             // Credentials only go where they are needed; an unauthenticated request is not an API call of the company.
             request.Headers.Authorization = null;
             lane.RotateIfOlderThan(options.Value.ConnectionLifetime, time.GetUtcNow());
+            return WarmUpAsync(lane, request, cancellationToken);
         }
 
-        return lane.SendAsync(request, cancellationToken);
+        if (!request.Options.TryGetValue(SendNoLaterThanKey, out var deadline))
+        {
+            return lane.SendAsync(request, cancellationToken);
+        }
+
+        if (time.GetUtcNow() is var now && now > deadline)
+        {
+            // A retry of an attempt whose connection failed (the pipeline resends the same request) that comes after the
+            // latest start is not sent either: it fails as that attempt did, so the call ends as that failure (nothing
+            // reached Gong) instead of arriving late.
+            return Task.FromException<HttpResponseMessage>(request.Options.TryGetValue(FailedAttemptKey, out var failed)
+                ? failed
+                : new GongLateForSlotException(now - deadline));
+        }
+
+        return SendRememberingFailureAsync(lane, request, cancellationToken);
+    }
+
+    private static async Task<HttpResponseMessage> SendRememberingFailureAsync(GongLane lane, HttpRequestMessage request, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return await lane.SendAsync(request, cancellationToken).ConfigureAwait(false);
+        }
+        catch (HttpRequestException ex)
+        {
+            request.Options.Set(FailedAttemptKey, ex);
+            throw;
+        }
+    }
+
+    /// <summary>Sends a warm-up on its lane, preceded by a learning burst while few round trips are known, and teaches
+    /// each answered round trip (hand-off to response headers) to the pacing.</summary>
+    private async Task<HttpResponseMessage> WarmUpAsync(GongLane lane, HttpRequestMessage request, CancellationToken cancellationToken)
+    {
+        for (var i = 0; i < LearningBurst && pacing.WarmSamples < LearningSamples && request.RequestUri is { } uri; i++)
+        {
+            using var extra = new HttpRequestMessage(HttpMethod.Head, uri);
+            using var response = await MeasuredSendAsync(lane, extra, burst: true, cancellationToken).ConfigureAwait(false);
+        }
+
+        return await MeasuredSendAsync(lane, request, burst: false, cancellationToken).ConfigureAwait(false);
+    }
+
+    private async Task<HttpResponseMessage> MeasuredSendAsync(GongLane lane, HttpRequestMessage request, bool burst, CancellationToken cancellationToken)
+    {
+        var connects = lane.Connects;
+        var started = time.GetTimestamp();
+        var response = await lane.SendAsync(request, cancellationToken).ConfigureAwait(false);
+        pacing.RecordWarmUp(time.GetElapsedTime(started), lane.Connects != connects, answered: true, burst);
+        return response;
     }
 
     /// <inheritdoc />
@@ -207,6 +284,38 @@ internal sealed class GongLane : IDisposable
             handler.Dispose();
         }
     }
+}
+
+/// <summary>A request reached its connection after the latest start its rate-gate slot allows; nothing was sent.</summary>
+internal sealed class GongLateForSlotException : Exception
+{
+    /// <summary>Creates the exception for a request <paramref name="late"/> past its latest start.</summary>
+    public GongLateForSlotException(TimeSpan late)
+        : base($"late for the rate-gate slot by {late.TotalMilliseconds:0.#} ms at the connection; nothing was sent")
+    {
+        Late = late;
+    }
+
+    /// <summary>Creates the exception with a message.</summary>
+    public GongLateForSlotException()
+        : base("late for the rate-gate slot at the connection; nothing was sent")
+    {
+    }
+
+    /// <summary>Creates the exception with a message.</summary>
+    public GongLateForSlotException(string message)
+        : base(message)
+    {
+    }
+
+    /// <summary>Creates the exception with a message and an inner exception.</summary>
+    public GongLateForSlotException(string message, Exception innerException)
+        : base(message, innerException)
+    {
+    }
+
+    /// <summary>How far past its latest start the request was.</summary>
+    public TimeSpan Late { get; }
 }
 
 /// <summary>The primary handler of the Gong HttpClient: hands every request to its lane in <see cref="GongConnectionLanes"/>.</summary>

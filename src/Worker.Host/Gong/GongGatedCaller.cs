@@ -115,8 +115,8 @@ internal sealed partial class GongGatedCaller(
     {
         try
         {
+            // The lane teaches the pacing the round trip it measured at the connection (GongConnectionLanes).
             var warmUp = await client.WarmUpAsync(send.Lane!, cancellationToken).ConfigureAwait(false);
-            pacing.RecordWarmUp(warmUp.RoundTrip, warmUp.NewConnection, warmUp.Answered);
             return pacing.MarginForCall(warmUp.Answered);
         }
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)

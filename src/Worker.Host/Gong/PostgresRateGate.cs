@@ -12,7 +12,9 @@ namespace Worker.Host.Gong;
 /// atomic <c>UPDATE … RETURNING</c> to take the next call slot, then waits for it. Slots are on one clock for every
 /// replica: Postgres' <c>clock_timestamp()</c> (<c>Gong:RateGateClock=Database</c>, the default), converted to this
 /// process's <see cref="TimeProvider"/> through an offset measured on every round trip (the sample with the shortest
-/// round trip of the last 16 wins), so replicas whose clocks differ still space their calls; <c>Local</c> uses the
+/// round trip of the last 256 wins; before its first slot a process reads the clock 8 times), so replicas whose clocks
+/// differ still space their calls, and a replica's own estimate does not jump between two of its calls by more than the
+/// best round trips differ; <c>Local</c> uses the
 /// TimeProvider itself (tests on a fake clock).
 /// </summary>
 /// <remarks>
@@ -48,9 +50,16 @@ internal sealed class PostgresRateGate
 
     private static readonly TimeSpan DecreaseHold = TimeSpan.FromSeconds(2);
 
-    /// <summary>A slot is checked against a 429 block this long before it: long enough for the read's round trip to
-    /// stay out of the instant the call starts, short enough that a 429 answered just before the slot is still seen.</summary>
-    private static readonly TimeSpan BlockCheckLead = TimeSpan.FromMilliseconds(8);
+    /// <summary>A slot is checked against a 429 block at least this long before it: short enough that a 429 answered
+    /// just before the slot is still seen. The lead grows with the slowest of the last 16 reads (plus
+    /// <see cref="BlockCheckSlack"/>, at most <see cref="MaximumBlockCheckLead"/>), so the read's round trip stays out of
+    /// the instant the call starts: on a busy machine a read that ends after the slot made the caller late, and a late
+    /// caller gives its slot up.</summary>
+    private static readonly TimeSpan MinimumBlockCheckLead = TimeSpan.FromMilliseconds(8);
+
+    private static readonly TimeSpan MaximumBlockCheckLead = TimeSpan.FromMilliseconds(40);
+
+    private static readonly TimeSpan BlockCheckSlack = TimeSpan.FromMilliseconds(3);
 
     /// <summary>The last part of the wait for a slot is spent on the waiting thread (sleeps of 1 ms, then spinning)
     /// instead of a timer: on a busy machine a timer's continuation can run tens of ms late, and a caller more than half
@@ -142,7 +151,17 @@ internal sealed class PostgresRateGate
     private readonly IOptions<GongOptions> options;
     private readonly TimeProvider time;
     private readonly Lock sync = new();
+    /// <summary>Clock samples kept (two per call: about a minute at 3 calls/s). A short window can let the offset jump
+    /// by tens of ms on a busy machine whenever its best sample leaves it, and a call slotted before the jump and one
+    /// after are that much closer at Gong's door (suspected cause of a self-caused 429 at a process's fifth call).</summary>
+    private const int ClockWindow = 256;
+
+    /// <summary>Clock reads made before a process's first slot, so its first calls are not converted with the offset
+    /// of one slow round trip.</summary>
+    private const int ClockWarmUpReads = 8;
+
     private readonly Queue<(TimeSpan RoundTrip, TimeSpan Offset)> clockSamples = new();
+    private readonly Queue<TimeSpan> readRoundTrips = new();
     private TimeSpan clockOffset;
     private double allowedRate;
     private string rateReason = RateConfigured;
@@ -221,6 +240,7 @@ internal sealed class PostgresRateGate
         var waitStarted = time.GetTimestamp();
         var lateTolerance = o.RateWindowMargin / 2;
         var reserveAhead = GatePriority.ReserveAhead(priority, o.RequestsPerSecond);
+        await WarmClockAsync(cancellationToken).ConfigureAwait(false);
         while (true)
         {
             var take = await TakeSlotAsync(margin, priority, reserveAhead, cancellationToken).ConfigureAwait(false);
@@ -239,7 +259,7 @@ internal sealed class PostgresRateGate
             }
 
             await DelayUntilAsync(slot - PreciseLead, cancellationToken).ConfigureAwait(false);
-            await PreciseDelayUntilAsync(slot - BlockCheckLead, cancellationToken).ConfigureAwait(false);
+            await PreciseDelayUntilAsync(slot - BlockCheckLead(), cancellationToken).ConfigureAwait(false);
 
             // A 429 seen by any replica while we waited moves the gate; a slot taken before it is void.
             // (Only the 429 block counts here: the daily count already includes this slot.)
@@ -319,6 +339,39 @@ internal sealed class PostgresRateGate
         await command.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
     }
 
+    /// <summary>Before this process's first slot: a few clock reads, so the offset comes from a fast round trip.</summary>
+    private async Task WarmClockAsync(CancellationToken cancellationToken)
+    {
+        if (options.Value.RateGateClock == RateGateClock.Local)
+        {
+            return;
+        }
+
+        for (var i = 0; i < ClockWarmUpReads; i++)
+        {
+            lock (sync)
+            {
+                if (clockSamples.Count >= ClockWarmUpReads)
+                {
+                    return;
+                }
+            }
+
+            await ReadAsync(cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>How long before a slot the 429 block is read: the slowest of the last 16 reads plus slack, 8–40 ms.</summary>
+    private TimeSpan BlockCheckLead()
+    {
+        lock (sync)
+        {
+            var slowest = readRoundTrips.Count > 0 ? readRoundTrips.Max() : TimeSpan.Zero;
+            var lead = slowest + BlockCheckSlack;
+            return lead < MinimumBlockCheckLead ? MinimumBlockCheckLead : lead > MaximumBlockCheckLead ? MaximumBlockCheckLead : lead;
+        }
+    }
+
     private IEnumerable<Measurement<double>> ObserveRate()
     {
         var (rate, reason) = AllowedRate;
@@ -346,7 +399,7 @@ internal sealed class PostgresRateGate
         Value = options.Value.RateGateClock == RateGateClock.Local ? time.GetUtcNow().ToUniversalTime() : DBNull.Value,
     };
 
-    /// <summary>Keeps the gate-minus-local offset of the round trip with the shortest time among the last 16
+    /// <summary>Keeps the gate-minus-local offset of the round trip with the shortest time among the last 256
     /// (NTP-style: its midpoint is the best estimate of when the database read its clock).</summary>
     private void ObserveClock(DateTimeOffset sentAt, TimeSpan roundTrip, DateTimeOffset gateNow)
     {
@@ -358,7 +411,7 @@ internal sealed class PostgresRateGate
         lock (sync)
         {
             clockSamples.Enqueue((roundTrip, gateNow - (sentAt + (roundTrip / 2))));
-            while (clockSamples.Count > 16)
+            while (clockSamples.Count > ClockWindow)
             {
                 clockSamples.Dequeue();
             }
@@ -411,7 +464,17 @@ internal sealed class PostgresRateGate
             throw new InvalidOperationException("rate_gate has no row with id 1: apply the migrations (the InitialSchema migration seeds it).");
         }
 
-        ObserveClock(sentAt, time.GetElapsedTime(started), reader.GetFieldValue<DateTimeOffset>(3));
+        var roundTrip = time.GetElapsedTime(started);
+        ObserveClock(sentAt, roundTrip, reader.GetFieldValue<DateTimeOffset>(3));
+        lock (sync)
+        {
+            readRoundTrips.Enqueue(roundTrip);
+            while (readRoundTrips.Count > 16)
+            {
+                readRoundTrips.Dequeue();
+            }
+        }
+
         return (reader.IsDBNull(0) ? null : reader.GetFieldValue<DateTimeOffset>(0), reader.GetFieldValue<DateOnly>(1), reader.GetInt32(2));
     }
 

@@ -11,10 +11,14 @@ namespace Worker.Benchmarks.Scenarios;
 /// against the minimum Σ⌈n_group/200⌉, mean fill, achieved calls/s, 429s (gong_calls and the simulator) and
 /// duplicate assigns seen by the simulator. The simulator can stand for a real network: arrival jitter of 0–J ms per
 /// call and an extra delay on the first request of each new connection (a TLS handshake); the worker can run as several
-/// replicas started together (in-process hosts on one database and vhost). The throughput bound is R / (1 + J): with
-/// jitter J no pacing can safely pass more.
+/// replicas started together on one database and vhost, each its own process (<c>dotnet Worker.Host.dll run</c> from the
+/// Release build, as in production: one replica's GC pause or descheduling does not hold the others) or, with
+/// <c>--replica-mode=in-process</c>, as hosts in the benchmark's process. The throughput bound is R / (1 + J): with
+/// jitter J no pacing can safely pass more. The machine's load average (1 min) before and after the drain is reported
+/// with the rate: on a busy machine the rate is pessimistic.
 /// Options: <c>--drain-groups=G</c> (20), <c>--drain-prospects=N</c> (20,000), <c>--drain-rps=R</c> (3),
-/// <c>--replicas=K</c> (1), <c>--jitter-ms=J</c> (0), <c>--connect-delay-ms=D</c> (0).
+/// <c>--replicas=K</c> (1), <c>--jitter-ms=J</c> (0), <c>--connect-delay-ms=D</c> (0),
+/// <c>--replica-mode=process|in-process</c> (process), <c>--worker-dll=path</c> (the Release build of this repository).
 /// </summary>
 internal sealed class DrainScenario : IScenario
 {
@@ -30,6 +34,13 @@ internal sealed class DrainScenario : IScenario
         var replicas = context.GetInt("replicas", 1);
         var jitterMs = context.GetInt("jitter-ms", 0);
         var connectDelayMs = context.GetInt("connect-delay-ms", 0);
+        var inProcess = context.GetString("replica-mode") switch
+        {
+            null or "process" => false,
+            "in-process" => true,
+            var other => throw new ArgumentException($"--replica-mode must be process or in-process, not {other}."),
+        };
+        var dll = inProcess ? null : context.GetString("worker-dll") ?? WorkerProcess.FindWorkerDll();
 
         await using var database = await context.Services.CreateDatabaseAsync();
         await using var vhost = await context.Services.CreateVirtualHostAsync();
@@ -59,13 +70,22 @@ internal sealed class DrainScenario : IScenario
         Console.Error.WriteLine($"drain: {bodies.Count} requests, {prospects} prospects over {groups} groups stored; minimum {minimum} calls");
 
         // Every replica starts at the same moment, cold (its own connections and lanes).
+        var loadBefore = LoadAverage();
         var stopwatch = Stopwatch.StartNew();
-        var workers = await Task.WhenAll(Enumerable.Range(0, replicas).Select(r => StartWorkerAsync(database, vhost,
-            [.. GongSettings(simulator, rps).Select(kv => $"--{kv.Key}={kv.Value}"), $"--Dispatch:ReplicaName=bench-replica-{r}"])));
+        IEnumerable<KeyValuePair<string, string>> Settings(int replica) =>
+            [.. GongSettings(simulator, rps), new("Dispatch:ReplicaName", $"bench-replica-{replica}")];
+        var processes = inProcess ? [] : Enumerable.Range(0, replicas).Select(r => WorkerProcess.Start(dll!, database, vhost, Settings(r))).ToList();
+        var workers = inProcess
+            ? await Task.WhenAll(Enumerable.Range(0, replicas).Select(r => StartWorkerAsync(database, vhost, Settings(r).Select(kv => $"--{kv.Key}={kv.Value}"))))
+            : [.. processes.Cast<IAsyncDisposable>()];
         try
         {
             await WaitUntilAsync(
-                async () => await ScalarAsync<long>(database, "SELECT count(*) FROM assignment_requests WHERE status IS NULL") == 0,
+                async () =>
+                {
+                    processes.ForEach(p => p.ThrowIfExited());
+                    return await ScalarAsync<long>(database, "SELECT count(*) FROM assignment_requests WHERE status IS NULL") == 0;
+                },
                 TimeSpan.FromMinutes(15),
                 "every request to complete");
             stopwatch.Stop();
@@ -78,6 +98,7 @@ internal sealed class DrainScenario : IScenario
             }
         }
 
+        var loadAfter = LoadAverage();
         var assignCalls = await ScalarAsync<long>(database, "SELECT count(*) FROM gong_calls WHERE endpoint = 'assign'");
         var allCalls = await ScalarAsync<long>(database, "SELECT count(*) FROM gong_calls");
         var throttled = await ScalarAsync<long>(database, "SELECT count(*) FROM gong_calls WHERE http_status = 429");
@@ -86,22 +107,44 @@ internal sealed class DrainScenario : IScenario
         var stats = simulator.State.GetStats();
 
         // Calls/s where Gong counts them: arrivals at the simulator, first to last.
-        var arrivals = simulator.State.GetCalls().Select(c => c.Time).Order().ToList();
+        var log = simulator.State.GetCalls();
+        var arrivals = log.Select(c => c.Time).Order().ToList();
+        foreach (var throttled429 in log.Where(c => c.SelfCausedRateLimited == true))
+        {
+            // What the window looked like: every arrival in the second before the self-caused 429, from the first call.
+            var window = log.Where(c => c.Time > throttled429.Time - TimeSpan.FromSeconds(1) && c.Time <= throttled429.Time)
+                .Select(c => $"{(c.Time - arrivals[0]).TotalSeconds:F3}:{c.Status}");
+            Console.Error.WriteLine($"drain: self-caused 429 (call {log.ToList().IndexOf(throttled429) + 1} of {log.Count}); arrivals in the second before it: {string.Join(' ', window)}");
+        }
+
         var span = arrivals.Count > 1 ? (arrivals[^1] - arrivals[0]).TotalSeconds : 0;
         var callsPerSecond = span > 0 ? (arrivals.Count - 1) / span : 0;
         var bound = rps / (1 + (jitterMs / 1000.0));
         Console.Error.WriteLine($"drain: {assignCalls} assign calls (minimum {minimum}), {callsPerSecond:F2} calls/s of bound {bound:F2}, fill {meanFill:F1}, {stopwatch.Elapsed.TotalSeconds:F1} s");
 
         var limit = rps == 3 ? "Gong's real limit, 3 calls/s" : $"raised limit {rps} calls/s (worker gate set equally)";
-        var network = $"{replicas} replica{(replicas == 1 ? "" : "s")} started together, arrival jitter 0-{jitterMs} ms, new-connection delay {connectDelayMs} ms";
+        var network = $"{replicas} replica{(replicas == 1 ? "" : "s")} ({(inProcess ? "hosts in one process" : "one process each")}) started together, arrival jitter 0-{jitterMs} ms, new-connection delay {connectDelayMs} ms";
         return
         [
             new(Name, "prospects drained", $"{N0(assigned)} / {N0(prospects)}", $"{groups} groups, {bodies.Count:N0} requests of 1-500, assigned / pending at start; {F(stopwatch.Elapsed.TotalSeconds, 1)} s; {limit}, sim latency 200-800 ms; {network}"),
             new(Name, "Gong assign calls / minimum", $"{assignCalls} / {minimum}", $"minimum = sum of ceil(n_group/200); {allCalls - assignCalls} lookups"),
             new(Name, "mean fill", F(meanFill, 1), "prospects per answered assign call (max 200)"),
-            new(Name, "achieved calls/s", $"{F(callsPerSecond, 2)} ({F(100 * callsPerSecond / bound, 1)}% of {F(bound, 2)})", $"arrivals at the simulator, (calls-1) / first-to-last; bound R/(1+J) = {rps}/(1+{F(jitterMs / 1000.0, 3)}); sim max accepted in any 1 s: {stats.MaxAcceptedCallsInAnyOneSecond}"),
+            new(Name, "achieved calls/s", $"{F(callsPerSecond, 2)} ({F(100 * callsPerSecond / bound, 1)}% of {F(bound, 2)})", $"load average {loadBefore} before, {loadAfter} after; arrivals at the simulator, (calls-1) / first-to-last; bound R/(1+J) = {rps}/(1+{F(jitterMs / 1000.0, 3)}); sim max accepted in any 1 s: {stats.MaxAcceptedCallsInAnyOneSecond}"),
             new(Name, "429s (gong_calls / simulator / self-caused)", $"{throttled} / {stats.RateLimitedCalls} / {stats.SelfCausedRateLimited}", "expected 0 / 0 / 0"),
             new(Name, "duplicate assigns", stats.DuplicateOfApiAssignmentAttempts.ToString(Invariant), "simulator duplicateOfApiAssignmentAttempts; must be 0"),
         ];
+    }
+
+    /// <summary>The 1-minute load average (<c>/proc/loadavg</c>), or "?" where there is none.</summary>
+    private static string LoadAverage()
+    {
+        try
+        {
+            return File.ReadAllText("/proc/loadavg").Split(' ')[0];
+        }
+        catch (IOException)
+        {
+            return "?";
+        }
     }
 }

@@ -29,7 +29,7 @@ internal sealed class RssScenario : IScenario
         var groups = context.GetInt("rss-groups", 5_000);
         var perGroup = context.GetInt("rss-per-group", 200);
         var seconds = context.GetInt("rss-seconds", 30);
-        var dll = context.GetString("worker-dll") ?? FindWorkerDll();
+        var dll = context.GetString("worker-dll") ?? WorkerProcess.FindWorkerDll();
 
         await using var database = await context.Services.CreateDatabaseAsync();
         await using var vhost = await context.Services.CreateVirtualHostAsync();
@@ -119,70 +119,18 @@ internal sealed class RssScenario : IScenario
     private static async Task<(long PeakHwmKb, long PeakRssKb, long Calls, long Batches, double CallsPerSecond)> RunWorkerProcessAsync(
         string dll, TestDatabase database, Worker.Testing.TestVirtualHost vhost, Gong.Simulator.RunningSimulator simulator, int seconds)
     {
-        var start = new ProcessStartInfo("dotnet")
-        {
-            ArgumentList = { dll, "run" },
-            WorkingDirectory = Path.GetDirectoryName(dll)!,
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            UseShellExecute = false,
-        };
-        start.Environment["ConnectionStrings__Postgres"] = database.ConnectionString;
-        foreach (var (key, value) in vhost.ToWorkerConfiguration())
-        {
-            start.Environment[key.Replace(":", "__", StringComparison.Ordinal)] = value;
-        }
-
-        foreach (var (key, value) in GongSettings(simulator, 3))
-        {
-            start.Environment[key.Replace(":", "__", StringComparison.Ordinal)] = value;
-        }
-
-        start.Environment["Gong__DailyCallLimit"] = "10000";
-        start.Environment["Urls"] = "http://127.0.0.1:0";
-        start.Environment["Logging__LogLevel__Default"] = "Warning";
-        start.Environment["Dispatch__ReplicaName"] = "bench-rss";
-
-        var output = new System.Collections.Concurrent.ConcurrentQueue<string>();
-        using var process = new Process { StartInfo = start };
-        process.OutputDataReceived += (_, e) => Keep(output, e.Data);
-        process.ErrorDataReceived += (_, e) => Keep(output, e.Data);
-        process.Start();
-        process.BeginOutputReadLine();
-        process.BeginErrorReadLine();
         long peakRss = 0, peakHwm = 0;
-        try
+        await using (var worker = WorkerProcess.Start(dll, database, vhost,
+            [.. GongSettings(simulator, 3), new("Gong:DailyCallLimit", "10000"), new("Dispatch:ReplicaName", "bench-rss")]))
         {
             var stopwatch = Stopwatch.StartNew();
             while (stopwatch.Elapsed < TimeSpan.FromSeconds(seconds))
             {
-                if (process.HasExited)
-                {
-                    throw new InvalidOperationException($"The worker process exited with code {process.ExitCode}:\n{string.Join('\n', output)}");
-                }
-
-                var (rss, hwm) = ReadStatus(process.Id);
+                worker.ThrowIfExited();
+                var (rss, hwm) = ReadStatus(worker.Process.Id);
                 peakRss = Math.Max(peakRss, rss);
                 peakHwm = Math.Max(peakHwm, hwm);
                 await Task.Delay(100);
-            }
-        }
-        finally
-        {
-            if (!process.HasExited)
-            {
-                // SIGTERM: the worker's graceful shutdown (releases its in-flight batches).
-                using var term = Process.Start("kill", ["-TERM", process.Id.ToString(Invariant)]);
-                await term.WaitForExitAsync();
-                using var wait = new CancellationTokenSource(TimeSpan.FromSeconds(40));
-                try
-                {
-                    await process.WaitForExitAsync(wait.Token);
-                }
-                catch (OperationCanceledException)
-                {
-                    process.Kill(entireProcessTree: true);
-                }
             }
         }
 
@@ -191,24 +139,10 @@ internal sealed class RssScenario : IScenario
         var batches = await ScalarAsync<long>(database, "SELECT count(*) FROM dispatch_batches");
         if (calls == 0)
         {
-            throw new InvalidOperationException($"The worker process made no Gong call in {seconds} s:\n{string.Join('\n', output)}");
+            throw new InvalidOperationException($"The worker process made no Gong call in {seconds} s.");
         }
 
         return (peakHwm, peakRss, calls, batches, calls > 1 && span > 0 ? (calls - 1) / span : 0);
-    }
-
-    private static void Keep(System.Collections.Concurrent.ConcurrentQueue<string> output, string? line)
-    {
-        if (line is null)
-        {
-            return;
-        }
-
-        output.Enqueue(line);
-        while (output.Count > 40)
-        {
-            output.TryDequeue(out _);
-        }
     }
 
     private static (long RssKb, long HwmKb) ReadStatus(int pid)
@@ -266,21 +200,5 @@ internal sealed class RssScenario : IScenario
         looks.Sort();
         claims.Sort();
         return (Percentile(looks, 50), Percentile(claims, 50));
-    }
-
-    private static string FindWorkerDll()
-    {
-        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
-        {
-            if (File.Exists(Path.Combine(dir.FullName, "Worker.sln")))
-            {
-                var dll = Path.Combine(dir.FullName, "src", "Worker.Host", "bin", "Release", "net10.0", "Worker.Host.dll");
-                return File.Exists(dll)
-                    ? dll
-                    : throw new FileNotFoundException($"Build the worker first: dotnet build src/Worker.Host -c Release ({dll} is missing).");
-            }
-        }
-
-        throw new DirectoryNotFoundException("Worker.sln not found above the benchmark binaries; pass --worker-dll=path.");
     }
 }

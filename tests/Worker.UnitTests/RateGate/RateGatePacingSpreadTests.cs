@@ -1,0 +1,36 @@
+using Microsoft.Extensions.Options;
+using Worker.Host.Gong;
+
+namespace Worker.UnitTests.RateGate;
+
+/// <summary>The jitter allowance learned from few round trips (a process's first warm-ups) is scaled up to the range
+/// those samples suggest, not taken at their raw spread.</summary>
+public sealed class RateGatePacingSpreadTests
+{
+    [Fact]
+    public void Few_round_trips_give_their_spread_scaled_by_n_plus_1_over_n_minus_1_and_a_full_window_its_raw_spread()
+    {
+        var pacing = new RateGatePacing(Options.Create(new GongOptions()));
+        for (var i = 0; i < 11; i++)
+        {
+            pacing.RecordWarmUp(TimeSpan.FromMilliseconds(10 + (i * 2)), newConnection: false, answered: true);
+        }
+
+        Assert.False(pacing.Learned);
+        Assert.Equal(11, pacing.WarmSamples);
+
+        // 12 samples of 10–32 ms: spread 22 ms, scaled by 13 / 11.
+        pacing.RecordWarmUp(TimeSpan.FromMilliseconds(32), newConnection: false, answered: true);
+        Assert.True(pacing.Learned);
+        Assert.Equal(20 + (22 * 13 / 11.0), pacing.Margin.TotalMilliseconds, precision: 3);
+
+        // 64 samples, same spread: the raw spread.
+        for (var i = 0; i < 52; i++)
+        {
+            pacing.RecordWarmUp(TimeSpan.FromMilliseconds(10 + (i % 23)), newConnection: false, answered: true);
+        }
+
+        Assert.Equal(64, pacing.WarmSamples);
+        Assert.Equal(20 + 22, pacing.Margin.TotalMilliseconds, precision: 3);
+    }
+}
