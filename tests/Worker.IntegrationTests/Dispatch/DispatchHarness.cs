@@ -47,8 +47,9 @@ internal static class DispatchHarness
         return GongSimulatorApp.StartAsync(options);
     }
 
-    /// <summary>Builds a worker whose Gong client calls <paramref name="gong"/>. The rate gate allows 100 calls/s
-    /// (<c>Gong:RequestsPerSecond</c> in <paramref name="settings"/> overrides it); on a fake clock the gate's slots are
+    /// <summary>Builds a worker whose Gong client calls <paramref name="gong"/>. The rate gate allows 100 calls/s with a
+    /// 1 s window margin (<c>Gong:RequestsPerSecond</c>, <c>Gong:RateWindowMargin</c> in <paramref name="settings"/>
+    /// override them: tests about pacing use the defaults); on a fake clock the gate's slots are
     /// on that clock (<c>Gong:RateGateClock=Local</c>), so the test moves it. <paramref name="decorateSender"/> wraps the
     /// real <see cref="IGongBatchSender"/>.</summary>
     public static IHost BuildWorker(
@@ -77,6 +78,12 @@ internal static class DispatchHarness
         {
             // As GongReplica: a fake clock cannot be compared with the database's, and it moves in steps of 20 ms.
             builder.Configuration.AddInMemoryCollection([new("Gong:RateGateClock", "Local"), new("Gong:RateWindowMargin", "00:00:00.050")]);
+        }
+        else
+        {
+            // The largest margin (late tolerance 500 ms): a gate caller that opens a fresh connection through a proxy
+            // (Pooling=false) for its block check on a busy machine would otherwise wake late and give up every slot.
+            builder.Configuration.AddInMemoryCollection([new("Gong:RateWindowMargin", "00:00:01")]);
         }
 
         if (rabbitPort is { } port)

@@ -179,7 +179,7 @@ public sealed class DispatchTests
             }
         }
 
-        var settings = new KeyValuePair<string, string?>[] { new("Dispatch:MaxConcurrentBatches", "2"), new("Gong:RequestsPerSecond", "3") };
+        var settings = new KeyValuePair<string, string?>[] { new("Dispatch:MaxConcurrentBatches", "2"), new("Gong:RequestsPerSecond", "3"), new("Gong:RateWindowMargin", "00:00:00.020") };
         using var first = BuildWorker(database.ConnectionString, vhost, gong, settings: [.. settings, new("Dispatch:ReplicaName", "replica-a")]);
         using var second = BuildWorker(database.ConnectionString, vhost, gong, settings: [.. settings, new("Dispatch:ReplicaName", "replica-b")]);
         await Task.WhenAll(first.StartAsync(), second.StartAsync());
