@@ -31,7 +31,7 @@ public sealed class DispatchTests
         await host.StopAsync();
 
         var sent = gong.Calls();
-        Assert.Equal([200, 200, 50], sent.Select(c => c.Ids.Count));
+        Assert.Equal(3, sent.Count);
         Assert.All(sent, c => Assert.Equal((SimulatorEndpoints.Assign, 200), (c.Endpoint, c.Status)));
         Assert.Equal(450, sent.SelectMany(c => c.Ids).Distinct().Count());
         gong.AssertAssignedOnce(450);
@@ -51,6 +51,11 @@ public sealed class DispatchTests
         Assert.Equal(messageId, (await db.OutboxMessages.SingleAsync()).Id);
         var calls = await db.GongCalls.OrderBy(c => c.ProspectCount).ToListAsync();
         Assert.Equal([50, 200, 200], calls.Select(c => c.ProspectCount));
+        // The batches were claimed (and handed to the Gong client) as 200, 200, 50; Gong got one call per batch, of
+        // its size. (The three calls run concurrently through the gate, so their arrival order at Gong is not fixed.)
+        var batches = await db.DispatchBatches.OrderBy(b => b.ClaimedAt).ToListAsync();
+        Assert.Equal([200, 200, 50], batches.Select(b => b.ProspectCount));
+        Assert.Equal([200, 200, 50], batches.Select(b => sent.Single(c => c.RequestId == calls.Single(r => r.BatchId == b.Id).GongRequestId).Ids.Count));
         await AssertAllTerminalAsync(database);
     }
 
