@@ -206,6 +206,19 @@ internal static class GongEndpoints
         }
 
         call = call with { Committed = isAssign, Assigned = assigned, NotAssigned = notAssigned };
+        if (isAssign && state.AfterCommit is { } afterCommit)
+        {
+            try
+            {
+                await afterCommit(call, cancel).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException) when (cancel.IsCancellationRequested)
+            {
+                state.Record(call with { Fault = "AfterCommitHook", DurationMs = time.GetElapsedTime(started).TotalMilliseconds });
+                return;
+            }
+        }
+
         switch (fault)
         {
             case FaultKind.ErrorAfterCommit:

@@ -57,6 +57,14 @@ public sealed class SimulatorState
     /// <summary>The clock every decision reads (rate limit, 401 periods, dates, latency).</summary>
     public TimeProvider Time { get; }
 
+    /// <summary>
+    /// In-process hook for tests: awaited after an assign call's assignments are committed and before its answer is
+    /// sent (and before the call is logged), with the call (Sequence 0; Committed, Assigned, NotAssigned set) and a
+    /// token cancelled when the client leaves or the simulator stops. A hook that waits until then loses the answer
+    /// (logged with status 0 and fault <c>AfterCommitHook</c>). Null (the default) = no hook.
+    /// </summary>
+    public Func<CallRecord, CancellationToken, Task>? AfterCommit { get; set; }
+
     /// <summary>The current faults, with the scripted faults not yet consumed.</summary>
     public FaultOptions Faults
     {

@@ -1,3 +1,4 @@
+using Gong.Simulator;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.DependencyInjection;
 using Npgsql;
@@ -34,12 +35,12 @@ public sealed class DispatchFaultTests
         await using var database = await services.CreateDatabaseAsync();
         await using var vhost = await services.CreateVirtualHostAsync();
         await using var events = await EventCollector.StartAsync(vhost);
-        var gong = new GongStub();
-        var poison = new PoisonSender(gong);
+        await using var gong = await StartGongAsync();
+        var poison = new PoisonPill();
         await SeedRequestAsync(database, "poisoned", "101", "owner@example.com", Ids("poison-", 5), DateTimeOffset.UtcNow.AddSeconds(-5));
         await SeedRequestAsync(database, "healthy", "102", "owner@example.com", Ids("ok-", 5), DateTimeOffset.UtcNow.AddSeconds(-5));
 
-        using var host = BuildWorker(database.ConnectionString, vhost, gong, settings: Fast, sender: poison);
+        using var host = BuildWorker(database.ConnectionString, vhost, gong, settings: Fast, decorateSender: poison.Wrap);
         await host.StartAsync();
         await Poll.UntilAsync(() => events.Received.Count >= 2, Timeout, "both requests' events");
         await host.StopAsync();
@@ -56,7 +57,8 @@ public sealed class DispatchFaultTests
         });
         Assert.Equal(RequestStatus.Succeeded, events.For("healthy")!.Status);
         Assert.Equal(2, events.Received.Count);
-        Assert.All(gong.AssignCounts.Values, n => Assert.Equal(1, n));
+        Assert.All(gong.Calls(), c => Assert.Equal("102", c.FlowId));
+        gong.AssertAssignedOnce(5);
         await using (var db = database.CreateDbContext())
         {
             Assert.All(await db.ProspectAssignments.Where(p => p.FlowId == "101").ToListAsync(), r => Assert.Equal(3, r.Attempts));
@@ -72,7 +74,7 @@ public sealed class DispatchFaultTests
         await using var database = await services.CreateDatabaseAsync();
         await using var vhost = await services.CreateVirtualHostAsync();
         await using var events = await EventCollector.StartAsync(vhost);
-        var gong = new GongStub();
+        await using var gong = await StartGongAsync();
         await SeedRequestAsync(database, "killer", "103", "owner@example.com", Ids("kill-", 4), DateTimeOffset.UtcNow.AddSeconds(-5));
         await using (var connection = await database.OpenConnectionAsync())
         {
@@ -87,7 +89,7 @@ public sealed class DispatchFaultTests
         await Poll.UntilAsync(() => events.Received.Count >= 1, Timeout, "the request's event");
         await host.StopAsync();
 
-        Assert.Empty(gong.Calls);
+        Assert.Empty(gong.Calls());
         var message = events.For("killer")!;
         Assert.All(message.Outcomes, o =>
         {
@@ -105,7 +107,8 @@ public sealed class DispatchFaultTests
         await using var vhost = await services.CreateVirtualHostAsync();
         var ids = Ids("twice-", 3);
         await SeedRequestAsync(database, "twice", "104", "owner@example.com", ids, DateTimeOffset.UtcNow.AddSeconds(-5));
-        using var host = BuildWorker(database.ConnectionString, vhost, new GongStub(), settings: [.. Fast, new("Dispatch:Enabled", "false")]);
+        await using var gong = await StartGongAsync();
+        using var host = BuildWorker(database.ConnectionString, vhost, gong, settings: [.. Fast, new("Dispatch:Enabled", "false")]);
         var claimer = host.Services.GetRequiredService<BatchClaimer>();
         var writer = host.Services.GetRequiredService<OutcomeWriter>();
 
@@ -142,19 +145,18 @@ public sealed class DispatchFaultTests
         await using var proxy = new TcpProxy(connection.Host!, connection.Port);
         var viaProxy = new NpgsqlConnectionStringBuilder(database.ConnectionString) { Host = "127.0.0.1", Port = proxy.Port, Pooling = false }.ConnectionString;
         var answered = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        var gong = new GongStub
+        await using var gong = await StartGongAsync();
+        var assigns = 0;
+        // Gong answers; by then Postgres is unreachable, so the results cannot be written for a while.
+        gong.State.AfterCommit = (_, _) =>
         {
-            // Gong answers; by then Postgres is unreachable, so the results cannot be written for a while.
-            AfterCommit = (call, _) =>
+            if (Interlocked.Increment(ref assigns) == 1)
             {
-                if (call.Index == 0)
-                {
-                    proxy.Cut();
-                    answered.TrySetResult();
-                }
+                proxy.Cut();
+                answered.TrySetResult();
+            }
 
-                return Task.CompletedTask;
-            },
+            return Task.CompletedTask;
         };
         var ids = Ids("outage-", 10);
         await SeedRequestAsync(database, "outage", "105", "owner@example.com", ids, DateTimeOffset.UtcNow.AddSeconds(-5));
@@ -168,35 +170,44 @@ public sealed class DispatchFaultTests
         await Poll.UntilAsync(() => events.Received.Count >= 1, Timeout, "the request's event");
         await host.StopAsync();
 
-        var call = Assert.Single(gong.Calls);
+        var call = Assert.Single(gong.Calls());
+        Assert.Equal((SimulatorEndpoints.Assign, 200), (call.Endpoint, call.Status));
+        gong.AssertAssignedOnce(ids.Length);
         await using var db = database.CreateDbContext();
         var batch = Assert.Single(await db.DispatchBatches.AsNoTracking().ToListAsync());
-        Assert.Equal((call.BatchId, false), (batch.Id, batch.Reclaimed));
+        Assert.False(batch.Reclaimed);
         Assert.All(await db.ProspectAssignments.AsNoTracking().ToListAsync(), r => Assert.Equal((ProspectAssignmentStatus.Assigned, false, 0), (r.Status, r.Reconciled, r.Attempts)));
-        Assert.Single(await db.GongCalls.AsNoTracking().ToListAsync());
+        // Gong's one call is the one batch's: its row names the batch and Gong's requestId.
+        var stored = Assert.Single(await db.GongCalls.AsNoTracking().ToListAsync());
+        Assert.Equal((batch.Id, call.RequestId), (stored.BatchId, stored.GongRequestId));
         await AssertAllTerminalAsync(database);
         // One event (one outbox row); the relay publishes at least once, so a copy may repeat its MessageId.
         Assert.Single(events.Received.Select(e => e.MessageId).Distinct());
         Assert.All(events.Received, e => Assert.Equal(RequestStatus.Succeeded, e.Message.Status));
     }
 
-    /// <summary>A sender that throws for any batch holding a <c>poison-</c> id (a bug, or a crash of the replica), and
-    /// otherwise behaves like Gong.</summary>
-    private sealed class PoisonSender(GongStub inner) : IGongBatchSender
+    /// <summary>Wraps the real Gong client so it throws for any batch holding a <c>poison-</c> id (a bug, or a crash of
+    /// the replica) and otherwise calls Gong; counts the crashes of every wrapped sender.</summary>
+    private sealed class PoisonPill
     {
         private int crashes;
 
         public int Crashes => Volatile.Read(ref crashes);
 
-        public Task<BatchResult> SendAsync(AssignmentBatch batch, CancellationToken cancellationToken)
-        {
-            if (batch.CrmProspectIds.Any(id => id.StartsWith("poison-", StringComparison.Ordinal)))
-            {
-                Interlocked.Increment(ref crashes);
-                throw new InvalidOperationException("poison pill");
-            }
+        public IGongBatchSender Wrap(IGongBatchSender inner) => new Sender(this, inner);
 
-            return inner.SendAsync(batch, cancellationToken);
+        private sealed class Sender(PoisonPill pill, IGongBatchSender inner) : IGongBatchSender
+        {
+            public Task<BatchResult> SendAsync(AssignmentBatch batch, CancellationToken cancellationToken)
+            {
+                if (batch.CrmProspectIds.Any(id => id.StartsWith("poison-", StringComparison.Ordinal)))
+                {
+                    Interlocked.Increment(ref pill.crashes);
+                    throw new InvalidOperationException("poison pill");
+                }
+
+                return inner.SendAsync(batch, cancellationToken);
+            }
         }
     }
 }

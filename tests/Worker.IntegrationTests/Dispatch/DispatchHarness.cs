@@ -1,9 +1,11 @@
 using System.Collections.Concurrent;
+using Gong.Simulator;
 using MassTransit;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Time.Testing;
 using Npgsql;
 using Worker.Contracts;
 using Worker.Host.Dispatch;
@@ -19,18 +21,46 @@ using Worker.Testing;
 
 namespace Worker.IntegrationTests.Dispatch;
 
-/// <summary>Builds worker hosts with persistence, messaging and dispatch (the Gong client replaced by a <see cref="GongStub"/>).</summary>
+/// <summary>
+/// Builds worker hosts with persistence, messaging, dispatch and the real Gong client (<c>AddGongClient</c>: the send
+/// loop, gated caller, reconciler and the Postgres rate gate) against an in-process Gong simulator, whose call log and
+/// stats the tests read.
+/// </summary>
 internal static class DispatchHarness
 {
+    private const string AccessKey = "test-key";
+    private const string AccessKeySecret = "test-secret";
+
+    /// <summary>
+    /// Starts the Gong simulator on a free loopback port, on the system clock. Its rate limit is off (0) unless
+    /// <paramref name="requestsPerSecond"/> says otherwise (tests about pacing), its daily limit is off.
+    /// </summary>
+    public static Task<RunningSimulator> StartGongAsync(int requestsPerSecond = 0, Action<SimulatorOptions>? configure = null)
+    {
+        var options = new SimulatorOptions
+        {
+            AccessKey = AccessKey,
+            AccessKeySecret = AccessKeySecret,
+            RateLimit = new RateLimitOptions { RequestsPerSecond = requestsPerSecond, DailyCallLimit = 0 },
+        };
+        configure?.Invoke(options);
+        return GongSimulatorApp.StartAsync(options);
+    }
+
+    /// <summary>Builds a worker whose Gong client calls <paramref name="gong"/>. The rate gate allows 100 calls/s with a
+    /// 1 s window margin (<c>Gong:RequestsPerSecond</c>, <c>Gong:RateWindowMargin</c> in <paramref name="settings"/>
+    /// override them: tests about pacing use the defaults); on a fake clock the gate's slots are
+    /// on that clock (<c>Gong:RateGateClock=Local</c>), so the test moves it. <paramref name="decorateSender"/> wraps the
+    /// real <see cref="IGongBatchSender"/>.</summary>
     public static IHost BuildWorker(
         string postgres,
         TestVirtualHost vhost,
-        GongStub gong,
+        RunningSimulator gong,
         TimeProvider? clock = null,
         IEnumerable<KeyValuePair<string, string?>>? settings = null,
         int? rabbitPort = null,
         TimeSpan? shutdownTimeout = null,
-        IGongBatchSender? sender = null)
+        Func<IGongBatchSender, IGongBatchSender>? decorateSender = null)
     {
         var builder = Microsoft.Extensions.Hosting.Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { EnvironmentName = "Testing" });
         builder.Configuration.AddInMemoryCollection(vhost.ToWorkerConfiguration());
@@ -40,7 +70,23 @@ internal static class DispatchHarness
             new("Logging:LogLevel:Default", "Warning"),
             new("Logging:LogLevel:MassTransit", "Warning"), // appsettings.json has MassTransit at Information
             new("Relay:MaxRetryDelay", "00:00:01"),
+            new("Gong:BaseUrl", gong.BaseUrl.ToString().TrimEnd('/')),
+            new("Gong:AccessKey", AccessKey),
+            new("Gong:AccessKeySecret", AccessKeySecret),
+            new("Gong:RequestsPerSecond", "100"),
         ]);
+        if (clock is FakeTimeProvider)
+        {
+            // As GongReplica: a fake clock cannot be compared with the database's, and it moves in steps of 20 ms.
+            builder.Configuration.AddInMemoryCollection([new("Gong:RateGateClock", "Local"), new("Gong:RateWindowMargin", "00:00:00.050")]);
+        }
+        else
+        {
+            // The largest margin (late tolerance 500 ms): a gate caller that opens a fresh connection through a proxy
+            // (Pooling=false) for its block check on a busy machine would otherwise wake late and give up every slot.
+            builder.Configuration.AddInMemoryCollection([new("Gong:RateWindowMargin", "00:00:01")]);
+        }
+
         if (rabbitPort is { } port)
         {
             builder.Configuration.AddInMemoryCollection([new("RabbitMq:Host", "127.0.0.1"), new("RabbitMq:Port", port.ToString(System.Globalization.CultureInfo.InvariantCulture))]);
@@ -56,11 +102,28 @@ internal static class DispatchHarness
         builder.AddWorkerIngest();
         builder.AddWorkerMessaging();
         builder.AddRelay();
+        builder.AddGongClient();
         builder.AddDispatch();
         builder.AddRetention();
-        builder.Services.AddSingleton(sender ?? gong);
-        builder.Services.AddSingleton<IGongDispatchState>(gong);
+        if (decorateSender is not null)
+        {
+            builder.Services.AddTransient<GongBatchSender>();
+            builder.Services.AddTransient(sp => decorateSender(sp.GetRequiredService<GongBatchSender>()));
+        }
+
         return builder.Build();
+    }
+
+    /// <summary>The calls that reached the simulator's Gong endpoints, in the order they arrived (the log itself is in
+    /// the order they finished).</summary>
+    public static IReadOnlyList<CallRecord> Calls(this RunningSimulator gong) => [.. gong.State.GetCalls().OrderBy(c => c.Time)];
+
+    /// <summary>No prospect was added to a flow twice (the simulator's <c>duplicateOfApiAssignmentAttempts</c> is 0),
+    /// no call named an id twice, and exactly <paramref name="assigned"/> flow instances were created.</summary>
+    public static void AssertAssignedOnce(this RunningSimulator gong, int assigned)
+    {
+        var stats = gong.State.GetStats();
+        Assert.Equal((0, 0, assigned), (stats.DuplicateOfApiAssignmentAttempts, stats.CallsWithDuplicateIds, stats.AssignmentsCount));
     }
 
     /// <summary>Stores a request and one Pending row per unique id, in one transaction, as ingest does.</summary>

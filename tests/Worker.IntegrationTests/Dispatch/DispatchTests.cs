@@ -1,3 +1,4 @@
+using Gong.Simulator;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Time.Testing;
@@ -20,7 +21,7 @@ public sealed class DispatchTests
         await using var database = await services.CreateDatabaseAsync();
         await using var vhost = await services.CreateVirtualHostAsync();
         await using var events = await EventCollector.StartAsync(vhost);
-        var gong = new GongStub();
+        await using var gong = await StartGongAsync();
         var ids = Ids("p", 450);
         await SeedRequestAsync(database, "req-450", Flow, "Owner@Example.com", ids, DateTimeOffset.UtcNow);
 
@@ -29,8 +30,11 @@ public sealed class DispatchTests
         await Poll.UntilAsync(() => events.Received.Count >= 1, Timeout, "the request's event");
         await host.StopAsync();
 
-        Assert.Equal([200, 200, 50], gong.Calls.Select(c => c.CrmProspectIds.Count));
-        Assert.Equal(450, gong.Calls.SelectMany(c => c.CrmProspectIds).Distinct().Count());
+        var sent = gong.Calls();
+        Assert.Equal(3, sent.Count);
+        Assert.All(sent, c => Assert.Equal((SimulatorEndpoints.Assign, 200), (c.Endpoint, c.Status)));
+        Assert.Equal(450, sent.SelectMany(c => c.Ids).Distinct().Count());
+        gong.AssertAssignedOnce(450);
         var (messageId, message) = Assert.Single(events.Received);
         Assert.Equal("req-450", message.RequestId);
         Assert.Equal("Owner@Example.com", message.FlowInstanceOwnerEmail);
@@ -47,6 +51,11 @@ public sealed class DispatchTests
         Assert.Equal(messageId, (await db.OutboxMessages.SingleAsync()).Id);
         var calls = await db.GongCalls.OrderBy(c => c.ProspectCount).ToListAsync();
         Assert.Equal([50, 200, 200], calls.Select(c => c.ProspectCount));
+        // The batches were claimed (and handed to the Gong client) as 200, 200, 50; Gong got one call per batch, of
+        // its size. (The three calls run concurrently through the gate, so their arrival order at Gong is not fixed.)
+        var batches = await db.DispatchBatches.OrderBy(b => b.ClaimedAt).ToListAsync();
+        Assert.Equal([200, 200, 50], batches.Select(b => b.ProspectCount));
+        Assert.Equal([200, 200, 50], batches.Select(b => sent.Single(c => c.RequestId == calls.Single(r => r.BatchId == b.Id).GongRequestId).Ids.Count));
         await AssertAllTerminalAsync(database);
     }
 
@@ -58,7 +67,7 @@ public sealed class DispatchTests
         await using var vhost = await services.CreateVirtualHostAsync();
         await using var events = await EventCollector.StartAsync(vhost);
         var clock = new FakeTimeProvider(new DateTimeOffset(2026, 11, 29, 10, 0, 0, TimeSpan.Zero));
-        var gong = new GongStub();
+        await using var gong = await StartGongAsync();
 
         using var host = BuildWorker(database.ConnectionString, vhost, gong, clock);
         await host.StartAsync();
@@ -76,9 +85,11 @@ public sealed class DispatchTests
             eachRound: () => clock.Advance(TimeSpan.FromMilliseconds(200)));
         await host.StopAsync();
 
-        Assert.Equal(2, gong.Calls.Count);
-        Assert.Equal(300, gong.Calls.Sum(c => c.CrmProspectIds.Count));
-        Assert.Equal(200, gong.Calls[0].CrmProspectIds.Count);
+        var calls = gong.Calls();
+        Assert.Equal(2, calls.Count);
+        Assert.Equal(300, calls.Sum(c => c.Ids.Count));
+        Assert.Equal(200, calls[0].Ids.Count);
+        gong.AssertAssignedOnce(300);
         Assert.Equal(300, events.Received.Select(e => e.MessageId).Distinct().Count());
         await AssertAllTerminalAsync(database);
     }
@@ -90,7 +101,7 @@ public sealed class DispatchTests
         await using var database = await services.CreateDatabaseAsync();
         await using var vhost = await services.CreateVirtualHostAsync();
         await using var events = await EventCollector.StartAsync(vhost);
-        var gong = new GongStub();
+        await using var gong = await StartGongAsync();
         var now = DateTimeOffset.UtcNow;
         await SeedRequestAsync(database, "first", Flow, "owner@example.com", ["shared", "a1"], now);
         await SeedRequestAsync(database, "second", Flow, "OWNER@example.com", ["shared", "b1"], now);
@@ -100,9 +111,11 @@ public sealed class DispatchTests
         await Poll.UntilAsync(() => events.Received.Count >= 2, Timeout, "both events");
         await host.StopAsync();
 
-        var call = Assert.Single(gong.Calls);
-        Assert.Equal(["a1", "b1", "shared"], call.CrmProspectIds.Order(StringComparer.Ordinal));
-        Assert.Equal(1, gong.AssignCounts[(Flow, "shared")]);
+        var call = Assert.Single(gong.Calls());
+        Assert.Equal((SimulatorEndpoints.Assign, Flow), (call.Endpoint, call.FlowId));
+        Assert.Equal(["a1", "b1", "shared"], call.Ids.Order(StringComparer.Ordinal));
+        Assert.Equal(Flow, Assert.Single(gong.State.FindOpenInstances(["shared"])).FlowId);
+        gong.AssertAssignedOnce(3);
         var first = events.For("first")!;
         var second = events.For("second")!;
         var sharedFirst = Assert.Single(first.Outcomes, o => o.CrmProspectId == "shared");
@@ -122,25 +135,29 @@ public sealed class DispatchTests
         await using var vhost = await services.CreateVirtualHostAsync();
         await using var events = await EventCollector.StartAsync(vhost);
         var clock = new FakeTimeProvider(new DateTimeOffset(2026, 11, 29, 10, 0, 0, TimeSpan.Zero));
-        var gong = new GongStub { Latency = TimeSpan.FromMilliseconds(20) };
+        await using var gong = await StartGongAsync(configure: o => o.Faults.LatencyMinMs = o.Faults.LatencyMaxMs = 20);
         await SeedRequestAsync(database, "big-1", Flow, "a@example.com", Ids("a", 10_000), clock.GetUtcNow());
         await SeedRequestAsync(database, "big-2", Flow, "a@example.com", Ids("b", 10_000), clock.GetUtcNow());
 
         using var host = BuildWorker(database.ConnectionString, vhost, gong, clock, [new("Dispatch:MaxConcurrentBatches", "2")]);
         await host.StartAsync();
-        await Poll.UntilAsync(() => gong.Calls.Count >= 3, Timeout, "group A under way");
+        // The gate's slots are on the fake clock: each poll round moves it 20 ms (below half the gate's margin).
+        void Tick() => clock.Advance(TimeSpan.FromMilliseconds(20));
+        await Poll.UntilAsync(() => gong.Calls().Count >= 3, Timeout, "group A under way", Tick);
+        var seededAt = DateTimeOffset.UtcNow; // the simulator's clock: calls that reached Gong before group B existed
         await SeedRequestAsync(database, "small", "42", "b@example.com", ["only"], clock.GetUtcNow());
-        var callsBefore = gong.Calls.Count;
         clock.Advance(TimeSpan.FromSeconds(2));
 
-        await Poll.UntilAsync(() => events.For("small") is not null, Timeout, "group B's event");
-        var smallCall = Assert.Single(gong.Calls, c => c.FlowId == "42");
-        Assert.InRange(smallCall.Index, callsBefore, callsBefore + 4);
+        await Poll.UntilAsync(() => events.For("small") is not null, Timeout, "group B's event", Tick);
+        var calls = gong.Calls();
+        var callsBefore = calls.Count(c => c.Time < seededAt);
+        var smallIndex = calls.Select((c, i) => (c, i)).Single(x => x.c.FlowId == "42").i;
+        Assert.InRange(smallIndex, callsBefore, callsBefore + 4);
 
-        await Poll.UntilAsync(() => events.Received.Count == 3, TimeSpan.FromMinutes(3), "group A drained");
+        await Poll.UntilAsync(() => events.Received.Count == 3, TimeSpan.FromMinutes(3), "group A drained", Tick);
         await host.StopAsync();
-        Assert.Equal(101, gong.Calls.Count);
-        Assert.All(gong.AssignCounts.Values, n => Assert.Equal(1, n));
+        Assert.Equal(101, gong.Calls().Count);
+        gong.AssertAssignedOnce(20_001);
         await AssertAllTerminalAsync(database);
     }
 
@@ -151,7 +168,9 @@ public sealed class DispatchTests
         await using var database = await services.CreateDatabaseAsync();
         await using var vhost = await services.CreateVirtualHostAsync();
         await using var events = await EventCollector.StartAsync(vhost);
-        var gong = new GongStub { CallsPerSecond = 3, Latency = TimeSpan.FromMilliseconds(300) };
+        // Gong's own limit (3 calls/s) and the workers' shared gate at the same rate: a call the gate lets through too
+        // early is answered 429 and its ids are sent again, which the assertions below count.
+        await using var gong = await StartGongAsync(requestsPerSecond: 3, configure: o => o.Faults.LatencyMinMs = o.Faults.LatencyMaxMs = 300);
         var now = DateTimeOffset.UtcNow;
         var requests = 0;
         for (var group = 0; group < 4; group++)
@@ -165,18 +184,20 @@ public sealed class DispatchTests
             }
         }
 
-        var settings = new KeyValuePair<string, string?>[] { new("Dispatch:MaxConcurrentBatches", "2") };
+        var settings = new KeyValuePair<string, string?>[] { new("Dispatch:MaxConcurrentBatches", "2"), new("Gong:RequestsPerSecond", "3"), new("Gong:RateWindowMargin", "00:00:00.020") };
         using var first = BuildWorker(database.ConnectionString, vhost, gong, settings: [.. settings, new("Dispatch:ReplicaName", "replica-a")]);
         using var second = BuildWorker(database.ConnectionString, vhost, gong, settings: [.. settings, new("Dispatch:ReplicaName", "replica-b")]);
         await Task.WhenAll(first.StartAsync(), second.StartAsync());
         await Poll.UntilAsync(() => events.Received.Count == requests, Timeout, "every request's event");
         await Task.WhenAll(first.StopAsync(), second.StopAsync());
 
-        var sent = gong.Calls.SelectMany(c => c.CrmProspectIds.Select(id => (c.FlowId, id))).ToList();
+        var calls = gong.Calls();
+        var sent = calls.SelectMany(c => c.Ids.Select(id => (c.FlowId, id))).ToList();
         Assert.Equal(sent.Count, sent.Distinct().Count());
         Assert.Equal(4 * 500, sent.Count);
-        Assert.All(gong.AssignCounts.Values, n => Assert.Equal(1, n));
-        var starts = gong.Calls.Select(c => c.StartedAt).Order().ToList();
+        gong.AssertAssignedOnce(4 * 500);
+        // When each call reached Gong (as Gong counts it).
+        var starts = calls.Select(c => c.Time).Order().ToList();
         for (var i = 3; i < starts.Count; i++)
         {
             Assert.True(starts[i] - starts[i - 3] >= TimeSpan.FromSeconds(1), $"4 calls started within one second at {starts[i - 3]:O}");
@@ -201,17 +222,16 @@ public sealed class DispatchTests
         var viaProxy = new Npgsql.NpgsqlConnectionStringBuilder(database.ConnectionString) { Host = "127.0.0.1", Port = proxy.Port, Pooling = false }.ConnectionString;
 
         var sentByDoomed = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        var gong = new GongStub
+        await using var gong = await StartGongAsync();
+        var assigns = 0;
+        // Gong commits the first call, then its answer never reaches the dispatcher that made it.
+        gong.State.AfterCommit = async (_, ct) =>
         {
-            // Gong commits the first call, then its answer never reaches the dispatcher that made it.
-            AfterCommit = async (call, ct) =>
+            if (Interlocked.Increment(ref assigns) == 1)
             {
-                if (call.Index == 0)
-                {
-                    sentByDoomed.TrySetResult();
-                    await Task.Delay(System.Threading.Timeout.InfiniteTimeSpan, ct);
-                }
-            },
+                sentByDoomed.TrySetResult();
+                await Task.Delay(System.Threading.Timeout.InfiniteTimeSpan, ct);
+            }
         };
         var ids = Ids("d", 20);
         await SeedRequestAsync(database, "doomed", Flow, "owner@example.com", ids, DateTimeOffset.UtcNow - TimeSpan.FromSeconds(5));
@@ -232,11 +252,15 @@ public sealed class DispatchTests
         await doomed.StopAsync();
         await survivor.StopAsync();
 
-        Assert.Equal(2, gong.Calls.Count);
-        var retry = gong.Calls[1];
-        Assert.Equal(ids, retry.CrmProspectIds.Order(StringComparer.Ordinal));
-        Assert.Equal(ids, retry.ReconcileFirst.Order(StringComparer.Ordinal));
-        Assert.All(ids, id => Assert.Equal(1, gong.AssignCounts[(Flow, id)]));
+        // The doomed assign (committed, its answer lost), then the survivor's reconcile-first lookup of every id,
+        // which finds them all in the flow: nothing is assigned again.
+        var calls = gong.Calls();
+        Assert.Equal(2, calls.Count);
+        Assert.Equal((SimulatorEndpoints.Assign, true), (calls[0].Endpoint, calls[0].Committed));
+        var retry = calls[1];
+        Assert.Equal((SimulatorEndpoints.Lookup, 200, ids.Length), (retry.Endpoint, retry.Status, retry.Assigned));
+        Assert.Equal(ids, retry.Ids.Order(StringComparer.Ordinal));
+        gong.AssertAssignedOnce(ids.Length);
         var message = events.For("doomed")!;
         Assert.Equal(RequestStatus.Succeeded, message.Status);
         Assert.Single(events.Received);

@@ -1,3 +1,4 @@
+using Gong.Simulator;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
@@ -21,13 +22,12 @@ public sealed class OperationsTests
         await using var database = await services.CreateDatabaseAsync();
         await using var vhost = await services.CreateVirtualHostAsync();
         var inCall = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        var gong = new GongStub
+        await using var gong = await StartGongAsync();
+        // Gong commits the call and holds its answer until the worker hangs up.
+        gong.State.AfterCommit = async (_, ct) =>
         {
-            AfterCommit = async (_, ct) =>
-            {
-                inCall.TrySetResult();
-                await Task.Delay(System.Threading.Timeout.InfiniteTimeSpan, ct);
-            },
+            inCall.TrySetResult();
+            await Task.Delay(System.Threading.Timeout.InfiniteTimeSpan, ct);
         };
         await SeedRequestAsync(database, "stopped", "9", "owner@example.com", Ids("s", 10), DateTimeOffset.UtcNow - TimeSpan.FromSeconds(5));
         using var host = BuildWorker(database.ConnectionString, vhost, gong, shutdownTimeout: TimeSpan.FromSeconds(4));

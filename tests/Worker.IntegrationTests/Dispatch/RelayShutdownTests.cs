@@ -17,7 +17,7 @@ public sealed class RelayShutdownTests
         await using var vhost = await services.CreateVirtualHostAsync();
         await using var events = await EventCollector.StartAsync(vhost);
         await using var broker = new TcpProxy(vhost.Host, vhost.Port);
-        var gong = new GongStub();
+        await using var gong = await StartGongAsync();
         IEnumerable<KeyValuePair<string, string?>> settings =
             [new("Relay:PublishTimeout", "00:01:00"), new("Relay:FlushTimeout", "00:00:01"), new("Dispatch:MaxBatchDelay", "00:00:00")];
 
