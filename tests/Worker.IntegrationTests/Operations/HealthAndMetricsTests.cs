@@ -132,7 +132,10 @@ public sealed class HealthAndMetricsTests(ITestOutputHelper output)
 
         var scrape = await RunningWorker.EventuallyAsync(
             () => worker.GetAsync(HealthEndpoints.MetricsPath),
-            r => r.Body.Contains("flow_assignment_backlog_prospects", StringComparison.Ordinal),
+            // ASP.NET Core records a request's duration after its response: the first scrape cannot show its own, so
+            // wait for one that follows a recorded request as well as the first gauge sample.
+            r => r.Body.Contains("flow_assignment_backlog_prospects", StringComparison.Ordinal)
+                 && r.Body.Contains("http_server_request_duration_seconds", StringComparison.Ordinal),
             Patience);
         Assert.Equal(HttpStatusCode.OK, scrape.Status);
         var text = scrape.Body;
