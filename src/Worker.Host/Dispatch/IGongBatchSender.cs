@@ -1,7 +1,6 @@
-using Worker.Host.Dispatch;
 using Worker.Persistence.Entities;
 
-namespace Worker.Host.Gong;
+namespace Worker.Host.Dispatch;
 
 /// <summary>
 /// Sends one claimed batch to Gong and turns every answer into per-prospect results
