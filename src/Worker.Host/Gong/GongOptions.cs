@@ -7,8 +7,9 @@ namespace Worker.Host.Gong;
 /// Validated at start (<see cref="GongOptionsValidator"/>): exactly one auth mode, an absolute http(s) base URL
 /// (plain http only for loopback hosts), every number in range.
 /// </summary>
-/// <remarks>Gong's limits (3 calls/s and 10,000 calls/day per company, 200 ids per assign) come from Gong's
-/// endpoint page and API facts (<c>docs/reference</c>); Gong can raise them per company, hence settings.</remarks>
+/// <remarks>Gong's limits (3 calls/s and 10,000 calls/day per company, 200 ids per assign) come from Gong's API
+/// documentation (<c>POST /v2/flows/prospects/assign</c>; summarized in <c>docs/gong-api-facts.md</c>); Gong can raise
+/// them per company, hence settings.</remarks>
 public sealed class GongOptions
 {
     /// <summary>Configuration section name.</summary>
