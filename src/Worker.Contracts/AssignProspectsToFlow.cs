@@ -31,8 +31,9 @@ public sealed record AssignProspectsToFlow(
     /// <summary>
     /// Optional priority lane: <c>high</c> (a hot lead: its group is served first, with a shorter batch delay and a
     /// reserve of the daily budget), <c>normal</c> (the default when absent or null) or <c>bulk</c> (campaigns: served
-    /// after the others, but never below <c>Dispatch:BulkMinimumShare</c> of the calls). Exact lower-case values only;
-    /// any other value rejects the request with an error naming <c>priority</c>. Not part of the request's identity:
+    /// after the others, but while bulk work is ready never below <c>Dispatch:BulkMinimumShare</c> of each replica's
+    /// batches). Exact lower-case values only; any other value rejects the request with an error naming
+    /// <c>priority</c>. Not part of the request's identity:
     /// the same requestId sent again with another priority is a duplicate of the stored request, whose priority stands.
     /// </summary>
     /// <remarks>An init-only property rather than a positional parameter, so publishers compiled against the earlier

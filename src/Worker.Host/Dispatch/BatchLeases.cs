@@ -11,6 +11,9 @@ namespace Worker.Host.Dispatch;
 /// </summary>
 internal sealed class BatchLeases(NpgsqlDataSource dataSource, IOptions<DispatchOptions> options, IOptions<GongOptions> gongOptions, TimeProvider timeProvider)
 {
+    /// <summary>Error code a reclaimed prospect carries until its next answer (kept if it ends RetriesExhausted).</summary>
+    public const string LeaseExpired = "LeaseExpired";
+
     // An expired lease: the holder died or lost the database. Its call may have reached Gong, so every prospect goes
     // back to Pending marked reconcile-first, waits until that call can no longer commit (@settle_at), and the unknown
     // outcome uses one attempt (a batch that kills its replica every time ends as RetriesExhausted, not in a loop).
@@ -27,7 +30,7 @@ internal sealed class BatchLeases(NpgsqlDataSource dataSource, IOptions<Dispatch
         UPDATE prospect_assignments p
         SET status = {StatusSql.Pending}, reconcile_first = true, attempts = p.attempts + 1, updated_at = @now,
             available_at = GREATEST(p.available_at, @settle_at),
-            error_code = 'LeaseExpired',
+            error_code = '{LeaseExpired}',
             error_message = 'the replica holding its batch stopped renewing the lease (killed, frozen or cut off from Postgres) while a call may have been in flight'
         FROM closed c WHERE p.batch_id = c.id AND p.status = {StatusSql.InFlight}
         RETURNING p.batch_id

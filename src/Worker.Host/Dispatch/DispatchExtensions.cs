@@ -6,7 +6,7 @@ public static class DispatchExtensions
     /// <summary>
     /// Adds <c>Dispatch</c> options (validated at start, messages name the setting), the dispatcher's stores and its
     /// hosted service. <c>Dispatch:MaxBatchSize</c> falls back to <c>Gong:MaxBatchSize</c>.
-    /// Needs an <see cref="Gong.IGongBatchSender"/> and <see cref="Gong.IGongDispatchState"/> (the Gong client), persistence,
+    /// Needs an <see cref="IGongBatchSender"/> and <see cref="IGongDispatchState"/> (implemented by the Gong client), persistence,
     /// <see cref="TimeProvider"/>, <see cref="Operations.WorkerMetrics"/>, <see cref="Operations.DispatchHeartbeat"/> and the
     /// relay's <see cref="Relay.OutboxSignal"/> (<see cref="Relay.RelayExtensions.AddRelay"/>, called before this so the
     /// relay stops after the dispatcher). <c>Dispatch:Enabled=false</c> (read at registration) leaves the dispatcher out:

@@ -67,7 +67,8 @@ public sealed class DispatchOptions
 
     /// <summary>
     /// Calls that may end in UnexpectedError or an unknown outcome for one prospect before it is recorded
-    /// <c>Failed</c> / <c>RetriesExhausted</c> (default 3). 429s, 401 pauses and shutdown never count.
+    /// <c>Failed</c> / <c>RetriesExhausted</c> (default 3). 429s, 401 pauses and a shutdown before the call was sent never count; a call cut by shutdown after it was sent
+    /// (outcome unknown) uses an attempt.
     /// </summary>
     [Range(1, 100, ErrorMessage = "Dispatch:MaxAttempts (Dispatch__MaxAttempts) must be 1–100.")]
     public int MaxAttempts { get; set; } = 3;

@@ -16,8 +16,9 @@ namespace Worker.Host.Dispatch;
 /// after its NextProbeAt) or while the shared rate gate is blocked (a 429's Retry-After). On stop it claims nothing
 /// new, lets in-flight calls finish until <see cref="DispatchOptions.ShutdownReserve"/> before the host's shutdown
 /// timeout, then cancels them and returns their prospects to Pending (reconcile-first: a call may have been sent).
-/// This file is the loop (turns: reclaim, claim, start); DispatcherService.Batch.cs runs one batch (send, record) and
-/// DispatcherService.Lease.cs keeps its lease and retries its result write.
+/// This file is the loop (turns: reclaim, claim, start); DispatcherService.Lanes.cs claims and starts batches by priority
+/// lane, DispatcherService.Batch.cs runs one batch (send, record) and DispatcherService.Lease.cs keeps its lease and
+/// retries its result write.
 /// </remarks>
 internal sealed partial class DispatcherService(
     PendingGroupQuery pendingGroups,

@@ -2,7 +2,7 @@ using Worker.Persistence.Entities;
 
 namespace Worker.Host.Dispatch;
 
-// The Dispatch <-> Gong contract: what the dispatcher hands its Gong port (Gong.IGongBatchSender) and what it gets back.
+// The Dispatch <-> Gong contract: what the dispatcher hands its Gong port (IGongBatchSender) and what it gets back.
 // The dispatcher gives these results their meaning (ProspectStateMachine); the Gong client only produces them.
 
 /// <summary>A claimed batch: one (flow, owner) group.</summary>

@@ -53,8 +53,6 @@ internal sealed class PendingGroupQuery(NpgsqlDataSource dataSource, IOptions<Di
         FROM g
         """;
 
-    // Rows whose CRM id is already in flight in this group wait: the answer for that id is on its way. So do rows whose
-
     private readonly DispatchOptions settings = options.Value;
 
     /// <summary>Every group with pending prospects, with what readiness and fairness need.</summary>

@@ -41,10 +41,10 @@ internal sealed class ProspectStateMachine(IOptions<DispatchOptions> options)
         new(null, ProspectAssignmentStatus.Pending, "ingest: a valid id of a stored request"),
         new(null, ProspectAssignmentStatus.Rejected, "ingest: an invalid id (final, never sent)"),
         new(ProspectAssignmentStatus.Pending, ProspectAssignmentStatus.InFlight, "BatchClaimer: claimed into a batch under a lease"),
-        new(ProspectAssignmentStatus.InFlight, ProspectAssignmentStatus.Pending, "RetryLater under the attempt budget (+1 attempt), Requeue (no attempt), BatchLeases reclaim of an expired lease (+1 attempt, reconcile-first)"),
+        new(ProspectAssignmentStatus.InFlight, ProspectAssignmentStatus.Pending, "RetryLater under the attempt budget (+1 attempt), or reconcile-first RetryLater even with the attempts spent (+1 attempt, one last lookup, never re-sent), Requeue (no attempt), BatchLeases reclaim of an expired lease (+1 attempt, reconcile-first)"),
         new(ProspectAssignmentStatus.InFlight, ProspectAssignmentStatus.Assigned, "Assigned (assign answer or lookup)"),
-        new(ProspectAssignmentStatus.InFlight, ProspectAssignmentStatus.NotAssigned, "NotAssigned (Gong declined)"),
-        new(ProspectAssignmentStatus.InFlight, ProspectAssignmentStatus.Failed, "Failed (no trusted answer), or RetryLater with the attempts spent (RetriesExhausted)"),
+        new(ProspectAssignmentStatus.InFlight, ProspectAssignmentStatus.NotAssigned, "NotAssigned (Gong declined: every Gong errorCode except UnexpectedError, see GongAnswerMapper)"),
+        new(ProspectAssignmentStatus.InFlight, ProspectAssignmentStatus.Failed, "Failed (no trusted answer), or RetryLater without reconcile-first with the attempts spent (RetriesExhausted)"),
     ];
 
     /// <summary>True when a row may move from <paramref name="from"/> (null: inserted) to <paramref name="to"/>.</summary>

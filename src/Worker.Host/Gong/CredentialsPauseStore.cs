@@ -1,6 +1,7 @@
 using Microsoft.Extensions.Options;
 using Npgsql;
 using NpgsqlTypes;
+using Worker.Host.Dispatch;
 
 namespace Worker.Host.Gong;
 

@@ -1,5 +1,6 @@
 using Microsoft.Extensions.Options;
 using Npgsql;
+using Worker.Host.Dispatch;
 
 namespace Worker.Host.Gong;
 

@@ -5,6 +5,7 @@ using Microsoft.Extensions.Options;
 using Polly;
 using Polly.CircuitBreaker;
 using Polly.Retry;
+using Worker.Host.Dispatch;
 
 namespace Worker.Host.Gong;
 

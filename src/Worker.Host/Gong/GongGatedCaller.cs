@@ -9,8 +9,9 @@ namespace Worker.Host.Gong;
 /// <summary>
 /// Makes one Gong call inside the limits every replica shares, and owns what an answer means for all of them:
 /// <list type="number">
-/// <item>warms the send's connection (a request Gong does not count) and learns the margin from its round trip
-/// (<see cref="RateGatePacing"/>);</item>
+/// <item>warms the send's connection (a request Gong does not count); the lane (<see cref="GongConnectionLanes"/>)
+/// records the warm-up round trips in <see cref="RateGatePacing"/> and this caller reads the margin for its call from
+/// <see cref="RateGatePacing.MarginForCall"/>;</item>
 /// <item>takes a slot from the shared <see cref="PostgresRateGate"/>; a caller too late for its slot sends nothing,
 /// refunds the slot and queues again;</item>
 /// <item>records the call (<see cref="GongCallRecorder"/>);</item>

@@ -7,8 +7,9 @@ namespace Worker.Host.Gong;
 /// Validated at start (<see cref="GongOptionsValidator"/>): exactly one auth mode, an absolute http(s) base URL
 /// (plain http only for loopback hosts), every number in range.
 /// </summary>
-/// <remarks>Gong's limits (3 calls/s and 10,000 calls/day per company, 200 ids per assign) come from Gong's
-/// endpoint page and API facts (<c>docs/reference</c>); Gong can raise them per company, hence settings.</remarks>
+/// <remarks>Gong's limits (3 calls/s and 10,000 calls/day per company, 200 ids per assign) come from Gong's API
+/// documentation (<c>POST /v2/flows/prospects/assign</c>; summarized in <c>docs/gong-api-facts.md</c>); Gong can raise
+/// them per company, hence settings.</remarks>
 public sealed class GongOptions
 {
     /// <summary>Configuration section name.</summary>
@@ -31,7 +32,8 @@ public sealed class GongOptions
     [Range(1, 200, ErrorMessage = "Gong:MaxBatchSize (Gong__MaxBatchSize) must be 1–200.")]
     public int MaxBatchSize { get; set; } = 200;
 
-    /// <summary>Most calls starting in any one-second window, across every replica (default 3; 1–100).</summary>
+    /// <summary>Most calls arriving at Gong in any one-second window, across every replica (the gate counts each call's
+    /// recorded arrival, not its start; default 3; 1–100).</summary>
     [Range(1, 100, ErrorMessage = "Gong:RequestsPerSecond (Gong__RequestsPerSecond) must be 1–100.")]
     public int RequestsPerSecond { get; set; } = 3;
 
@@ -140,7 +142,7 @@ public sealed class GongOptions
     [Range(typeof(TimeSpan), "00:00:00", "00:00:30", ErrorMessage = "Gong:ConnectRetryDelay (Gong__ConnectRetryDelay) must be 00:00:00–00:00:30.")]
     public TimeSpan ConnectRetryDelay { get; set; } = TimeSpan.FromMilliseconds(200);
 
-    /// <summary>First wait before probing again after a 401; doubles per 401 in a row up to
+    /// <summary>First wait before probing again after a 401; doubles per refused probe (<c>CredentialsPauseStore</c>) up to
     /// <see cref="UnauthorizedMaxProbeDelay"/> (default 5 s; 100 ms–1 h).</summary>
     [Range(typeof(TimeSpan), "00:00:00.100", "01:00:00", ErrorMessage = "Gong:UnauthorizedProbeDelay (Gong__UnauthorizedProbeDelay) must be 00:00:00.100–01:00:00.")]
     public TimeSpan UnauthorizedProbeDelay { get; set; } = TimeSpan.FromSeconds(5);

@@ -6,7 +6,8 @@ using System.Text.Json.Serialization;
 
 namespace Worker.Host.Gong;
 
-// Gong's JSON shapes (reference/000_10ca4fd66831278e.txt, the assign endpoint page; reference/gong-api-facts.md).
+// Gong's JSON shapes (Gong's API documentation of POST /v2/flows/prospects/assign and POST /v2/flows/prospects,
+// summarized in docs/gong-api-facts.md).
 // Reading is tolerant: unknown fields are ignored, absent lists are empty, ids arrive as strings or as numbers
 // (kept as their exact digits), and dates with 0-7 fractional digits parse or become null rather than failing.
 

@@ -74,7 +74,7 @@ internal sealed class PostgresRateGate
     // version (READ COMMITTED re-reads a row it waited for), so every computed value is based on the state the
     // previous caller left; the outer UPDATE then writes it. The clock is read per row of `cur`, i.e. after the lock
     // was granted. One statement, one round trip.
-    private const string TakeSlotSql = """
+    private const string TakeSlotSql = $"""
         WITH cur AS (
             SELECT next_slot_at, blocked_until, blocked_reason, day, day_call_count, recent_starts,
                    allowed_rate, rate_reason, rate_changed_at
@@ -112,7 +112,7 @@ internal sealed class PostgresRateGate
                 day_call_count = CASE WHEN (slot.at AT TIME ZONE 'UTC')::date = slot.day THEN slot.day_call_count + 1 ELSE 1 END,
                 recent_starts = (slot.recent_starts || (slot.at + @margin))[GREATEST(1, cardinality(slot.recent_starts) + 2 - @per_second):],
                 allowed_rate = slot.rate,
-                rate_reason = CASE WHEN slot.rate_changes THEN (CASE WHEN slot.rate IS NULL THEN 'configured' ELSE 'climbing' END) ELSE slot.rate_reason END,
+                rate_reason = CASE WHEN slot.rate_changes THEN (CASE WHEN slot.rate IS NULL THEN '{RateConfigured}' ELSE '{RateClimbing}' END) ELSE slot.rate_reason END,
                 rate_changed_at = CASE WHEN slot.rate_changes THEN slot.now ELSE slot.rate_changed_at END,
                 margin_seconds = @margin_seconds,
                 updated_at = slot.now
@@ -120,20 +120,20 @@ internal sealed class PostgresRateGate
             WHERE g.id = 1 AND slot.at <= slot.now + LEAST(@max_wait, COALESCE(@reserve_ahead, @max_wait))
             RETURNING g.id)
         SELECT slot.at, EXISTS (SELECT 1 FROM taken), slot.blocked_until, slot.blocked_reason, slot.now,
-               COALESCE(slot.rate, @max_rate), COALESCE(CASE WHEN slot.rate_changes THEN (CASE WHEN slot.rate IS NULL THEN 'configured' ELSE 'climbing' END) ELSE slot.rate_reason END, 'configured')
+               COALESCE(slot.rate, @max_rate), COALESCE(CASE WHEN slot.rate_changes THEN (CASE WHEN slot.rate IS NULL THEN '{RateConfigured}' ELSE '{RateClimbing}' END) ELSE slot.rate_reason END, '{RateConfigured}')
         FROM slot
         """;
 
     // A 429 blocks the gate and, once per DecreaseHold, cuts the allowed rate (AIMD).
-    private const string BlockSql = """
+    private const string BlockSql = $"""
         WITH cur AS (SELECT *, COALESCE(@now, clock_timestamp()) AS now FROM rate_gate WHERE id = 1 FOR UPDATE)
         UPDATE rate_gate g SET
             blocked_until = GREATEST(COALESCE(cur.blocked_until, @until), @until),
             blocked_reason = CASE WHEN cur.blocked_until IS NULL OR cur.blocked_until <= @until THEN @reason ELSE cur.blocked_reason END,
-            allowed_rate = CASE WHEN cur.rate_reason = 'throttled' AND cur.rate_changed_at > cur.now - @hold THEN cur.allowed_rate
+            allowed_rate = CASE WHEN cur.rate_reason = '{RateThrottled}' AND cur.rate_changed_at > cur.now - @hold THEN cur.allowed_rate
                                 ELSE GREATEST(@min_rate, LEAST(COALESCE(cur.allowed_rate, @max_rate), @max_rate) * @factor) END,
-            rate_changed_at = CASE WHEN cur.rate_reason = 'throttled' AND cur.rate_changed_at > cur.now - @hold THEN cur.rate_changed_at ELSE cur.now END,
-            rate_reason = 'throttled',
+            rate_changed_at = CASE WHEN cur.rate_reason = '{RateThrottled}' AND cur.rate_changed_at > cur.now - @hold THEN cur.rate_changed_at ELSE cur.now END,
+            rate_reason = '{RateThrottled}',
             updated_at = cur.now
         FROM cur
         WHERE g.id = 1

@@ -1,6 +1,6 @@
 using System.Globalization;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
-using Worker.Host.Gong;
+using Worker.Host.Dispatch;
 
 namespace Worker.Host.Operations;
 

@@ -30,8 +30,6 @@ public sealed record StatusReport(
     long ExpiredLeases,
     int DailyCallLimit)
 {
-    private const string RateReasonThrottled = "throttled";
-
     /// <summary>Groups shown in the table; the rest are summed in one line.</summary>
     public const int MaxGroupsShown = 25;
 
@@ -208,7 +206,7 @@ public sealed record StatusReport(
             if (gate.Controller is { } c)
             {
                 AddRow(gong, "allowed rate", c.AllowedRate is { } rate
-                    ? $"{rate.ToString("F2", CultureInfo.InvariantCulture)} calls/s ({c.RateReason ?? RateReasonThrottled}{(c.RateChangedAt is { } changed ? " since " + Format(changed) : string.Empty)})"
+                    ? $"{rate.ToString("F2", CultureInfo.InvariantCulture)} calls/s ({c.RateReason ?? Gong.PostgresRateGate.RateThrottled}{(c.RateChangedAt is { } changed ? " since " + Format(changed) : string.Empty)})"
                     : "Gong:RequestsPerSecond (configured)");
                 AddRow(gong, "window margin (latest call)", c.MarginSeconds is { } margin
                     ? (margin * 1000).ToString("F0", CultureInfo.InvariantCulture) + " ms"

@@ -5,7 +5,8 @@ namespace Worker.Host.Operations;
 
 /// <summary>
 /// The worker's own instruments (meter <see cref="MeterName"/>), exported on <c>/metrics</c> in Prometheus
-/// format through OpenTelemetry. Every stage records here; names follow OpenTelemetry conventions
+/// format through OpenTelemetry. Most stages record here; a few types create their own instruments on the same meter
+/// (<c>PostgresRateGate</c>, <c>GongBatchLimit</c>, <c>DatabaseGauges</c>, <c>PriorityLaneGauges</c>). Names follow OpenTelemetry conventions
 /// (dots, units as UCUM) under the product namespace <c>flow_assignment.</c>, so Prometheus shows
 /// <c>flow_assignment_…</c> (plus <c>_total</c> on counters and the unit suffix, e.g. <c>_seconds</c>). Attributes follow
 /// OpenTelemetry semantic conventions where one exists (<c>http.response.status_code</c>, <c>error.type</c>); an attribute

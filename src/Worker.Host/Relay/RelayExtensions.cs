@@ -4,8 +4,8 @@ namespace Worker.Host.Relay;
 public static class RelayExtensions
 {
     /// <summary>
-    /// Adds <c>Relay</c> options (validated at start), the <see cref="OutboxSignal"/> the dispatcher and ingest ring when
-    /// they write outbox rows, the relay's publish state and its readiness check (tag <c>ready</c>), and the relay hosted
+    /// Adds <c>Relay</c> options (validated at start), the <see cref="OutboxSignal"/> the dispatcher rings when it writes
+    /// outbox rows (ingest does not ring it: its events wait for the next <c>Relay:PollInterval</c>), the relay's publish state and its readiness check (tag <c>ready</c>), and the relay hosted
     /// service. Needs MassTransit, persistence, <see cref="TimeProvider"/> and <see cref="Operations.WorkerMetrics"/>.
     /// Call before <see cref="Dispatch.DispatchExtensions.AddDispatch"/>: hosted services stop in reverse order, so the
     /// dispatcher stops first (its last outcomes reach the outbox) and the relay then flushes them.

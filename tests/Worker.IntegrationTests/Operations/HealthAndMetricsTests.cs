@@ -2,7 +2,7 @@ using System.Net;
 using System.Text.Json;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.DependencyInjection;
-using Worker.Host.Gong;
+using Worker.Host.Dispatch;
 using Worker.Host.Operations;
 using Worker.Persistence.Entities;
 using Worker.Testing;

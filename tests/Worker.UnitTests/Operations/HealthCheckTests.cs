@@ -2,7 +2,7 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
 using Microsoft.Extensions.Options;
 using Microsoft.Extensions.Time.Testing;
-using Worker.Host.Gong;
+using Worker.Host.Dispatch;
 using Worker.Host.Operations;
 
 namespace Worker.UnitTests.Operations;

@@ -1,4 +1,4 @@
-namespace Worker.Host.Gong;
+namespace Worker.Host.Dispatch;
 
 /// <summary>
 /// What the dispatcher asks before claiming work, and what health and metrics report: whether Gong refuses
@@ -26,18 +26,3 @@ public interface IGongDispatchState
     /// <param name="cancellationToken">Cancels the read.</param>
     Task RefreshAsync(CancellationToken cancellationToken) => Task.CompletedTask;
 }
-
-/// <summary>A credentials pause after a 401.</summary>
-/// <param name="Reason">Gong's message (never a secret).</param>
-/// <param name="Since">First 401 of this pause (UTC).</param>
-/// <param name="NextProbeAt">When one batch may be tried again (UTC), growing with backoff.</param>
-public sealed record GongPause(string Reason, DateTimeOffset Since, DateTimeOffset NextProbeAt)
-{
-    /// <summary>Probes Gong refused during this pause (the backoff step: the next wait is the probe delay × 2^this).</summary>
-    public int RefusedProbes { get; init; }
-}
-
-/// <summary>The shared rate gate's block.</summary>
-/// <param name="Until">No call starts before this instant (UTC).</param>
-/// <param name="Reason">Why (the 429 and its Retry-After, or the daily budget); null when unknown.</param>
-public sealed record GateBlock(DateTimeOffset Until, string? Reason);

@@ -1,7 +1,6 @@
-using Worker.Host.Dispatch;
 using Worker.Persistence.Entities;
 
-namespace Worker.Host.Gong;
+namespace Worker.Host.Dispatch;
 
 /// <summary>
 /// Sends one claimed batch to Gong and turns every answer into per-prospect results
@@ -17,7 +16,9 @@ public interface IGongBatchSender
     /// </summary>
     /// <param name="batch">One (flow, owner) group, unique ids, at most MaxBatchSize.</param>
     /// <param name="cancellationToken">Shutdown: a call already sent is not abandoned silently; its prospects come back as
-    /// <see cref="ProspectResultKind.Requeue"/> with <see cref="ProspectResult.ReconcileFirst"/> set.</param>
+    /// <see cref="ProspectResultKind.RetryLater"/> (error code <c>Shutdown</c>) with <see cref="ProspectResult.ReconcileFirst"/>
+    /// set, which uses one attempt (<c>GongAnswerMapper.Unknown</c>). Prospects whose call had not been sent when shutdown
+    /// came back as <see cref="ProspectResultKind.Requeue"/> without using an attempt.</param>
     /// <returns>Results for every prospect; never throws for an HTTP or network failure.</returns>
     Task<BatchResult> SendAsync(AssignmentBatch batch, CancellationToken cancellationToken);
 }
