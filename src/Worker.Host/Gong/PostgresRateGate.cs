@@ -452,19 +452,32 @@ internal sealed class PostgresRateGate
         }
     }
 
+    /// <summary>
+    /// Runs <paramref name="command"/> (one row of <c>rate_gate</c>) and times its round trip from just before it is sent
+    /// to its row read, for the clock offset. The caller disposes the reader, positioned on the row.
+    /// </summary>
+    /// <exception cref="InvalidOperationException">The rate_gate row is missing (migrations not applied).</exception>
+    private async Task<(NpgsqlDataReader Reader, DateTimeOffset SentAt, TimeSpan RoundTrip)> ReadGateRowAsync(
+        NpgsqlCommand command, CancellationToken cancellationToken)
+    {
+        var sentAt = time.GetUtcNow();
+        var started = time.GetTimestamp();
+        var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
+        if (!await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
+        {
+            await reader.DisposeAsync().ConfigureAwait(false);
+            throw new InvalidOperationException("rate_gate has no row with id 1: apply the migrations (the InitialSchema migration seeds it).");
+        }
+
+        return (reader, sentAt, time.GetElapsedTime(started));
+    }
+
     private async Task<(DateTimeOffset? BlockedUntil, DateOnly Day, int DayCallCount)> ReadAsync(CancellationToken cancellationToken)
     {
         await using var command = dataSource.CreateCommand(ReadSql);
         command.Parameters.Add(NowParameter());
-        var sentAt = time.GetUtcNow();
-        var started = time.GetTimestamp();
-        await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
-        if (!await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
-        {
-            throw new InvalidOperationException("rate_gate has no row with id 1: apply the migrations (the InitialSchema migration seeds it).");
-        }
-
-        var roundTrip = time.GetElapsedTime(started);
+        var (reader, sentAt, roundTrip) = await ReadGateRowAsync(command, cancellationToken).ConfigureAwait(false);
+        await using var readerScope = reader;
         ObserveClock(sentAt, roundTrip, reader.GetFieldValue<DateTimeOffset>(3));
         lock (sync)
         {
@@ -492,15 +505,8 @@ internal sealed class PostgresRateGate
         command.Parameters.Add(new NpgsqlParameter("reserve_ahead", NpgsqlDbType.Interval) { Value = reserveAhead is { } ahead ? ahead : DBNull.Value });
         command.Parameters.Add(new NpgsqlParameter("margin", NpgsqlDbType.Interval) { Value = margin });
         command.Parameters.Add(new NpgsqlParameter("margin_seconds", NpgsqlDbType.Double) { Value = margin.TotalSeconds });
-        var sentAt = time.GetUtcNow();
-        var started = time.GetTimestamp();
-        await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
-        if (!await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
-        {
-            throw new InvalidOperationException("rate_gate has no row with id 1: apply the migrations (the InitialSchema migration seeds it).");
-        }
-
-        var roundTrip = time.GetElapsedTime(started);
+        var (reader, sentAt, roundTrip) = await ReadGateRowAsync(command, cancellationToken).ConfigureAwait(false);
+        await using var readerScope = reader;
         var result = new TakeResult(
             reader.GetFieldValue<DateTimeOffset>(0),
             reader.GetBoolean(1),
