@@ -98,7 +98,7 @@ internal static class BenchSupport
         await using var connection = await new ConnectionFactory { Uri = vhost.AmqpUri }.CreateConnectionAsync();
         await using var channel = await connection.CreateChannelAsync();
         await PublishAsync(channel, bodies);
-        await WaitUntilAsync(
+        await Poll.UntilAsync(
             async () => (await channel.QueueDeclarePassiveAsync(IngestOptions.QueueName)).MessageCount >= bodies.Count,
             TimeSpan.FromMinutes(5),
             "the broker to queue every published message");
@@ -118,21 +118,6 @@ internal static class BenchSupport
         foreach (var body in bodies)
         {
             await channel.BasicPublishAsync(CommandExchange, string.Empty, mandatory: false, properties, body);
-        }
-    }
-
-    /// <summary>Polls every 100 ms until <paramref name="condition"/> holds; throws after <paramref name="timeout"/>.</summary>
-    public static async Task WaitUntilAsync(Func<Task<bool>> condition, TimeSpan timeout, string what)
-    {
-        var stopwatch = Stopwatch.StartNew();
-        while (!await condition())
-        {
-            if (stopwatch.Elapsed > timeout)
-            {
-                throw new TimeoutException($"Timed out after {timeout} waiting for {what}.");
-            }
-
-            await Task.Delay(100);
         }
     }
 

@@ -58,7 +58,7 @@ internal sealed class DrainScenario : IScenario
         await PublishAndWaitQueuedAsync(vhost, bodies);
         await using (await StartWorkerAsync(database, vhost, WorkerSettings.IngestOnly))
         {
-            await WaitUntilAsync(
+            await Poll.UntilAsync(
                 async () => await ScalarAsync<long>(database, "SELECT count(*) FROM assignment_requests") >= bodies.Count,
                 TimeSpan.FromMinutes(5),
                 "the backlog to be stored");
@@ -80,7 +80,7 @@ internal sealed class DrainScenario : IScenario
             : [.. processes.Cast<IAsyncDisposable>()];
         try
         {
-            await WaitUntilAsync(
+            await Poll.UntilAsync(
                 async () =>
                 {
                     processes.ForEach(p => p.ThrowIfExited());

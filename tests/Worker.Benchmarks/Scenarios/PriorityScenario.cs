@@ -2,6 +2,7 @@ using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Text.Json;
 using RabbitMQ.Client;
+using Worker.Testing;
 using static Worker.Benchmarks.Scenarios.BenchSupport;
 
 namespace Worker.Benchmarks.Scenarios;
@@ -61,7 +62,7 @@ internal sealed class PriorityScenario : IScenario
             }
 
             await PublishAsync(vhost, bodies);
-            await WaitUntilAsync(async () => await ScalarAsync<long>(database, "SELECT count(*) FROM prospect_assignments") >= perGroup * groups,
+            await Poll.UntilAsync(async () => await ScalarAsync<long>(database, "SELECT count(*) FROM prospect_assignments") >= perGroup * groups,
                 TimeSpan.FromMinutes(10), "the campaign stored");
 
             await using var connection = await new ConnectionFactory { Uri = vhost.AmqpUri }.CreateConnectionAsync(cancellationToken);
@@ -85,7 +86,7 @@ internal sealed class PriorityScenario : IScenario
             await Task.WhenAll(pending.Select(p => p.Done.Task)).WaitAsync(TimeSpan.FromMinutes(30), cancellationToken);
             var latencies = pending.Select(p => p.Clock.Elapsed.TotalMilliseconds).Order().ToList();
 
-            await WaitUntilAsync(async () => await ScalarAsync<long>(database, "SELECT count(*) FROM prospect_assignments WHERE status IN ('Pending', 'InFlight')") == 0,
+            await Poll.UntilAsync(async () => await ScalarAsync<long>(database, "SELECT count(*) FROM prospect_assignments WHERE status IN ('Pending', 'InFlight')") == 0,
                 TimeSpan.FromMinutes(60), "the campaign drained");
             var calls = await ScalarAsync<long>(database, "SELECT count(*) FROM gong_calls WHERE endpoint = 'assign'");
             var minimum = await ScalarAsync<long>(database,
