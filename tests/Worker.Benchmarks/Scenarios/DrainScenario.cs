@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using Gong.Simulator;
 using Worker.Testing;
 using static Worker.Benchmarks.Scenarios.BenchSupport;
 
@@ -115,6 +116,50 @@ internal sealed class DrainScenario : IScenario
             var window = log.Where(c => c.Time > throttled429.Time - TimeSpan.FromSeconds(1) && c.Time <= throttled429.Time)
                 .Select(c => $"{(c.Time - arrivals[0]).TotalSeconds:F3}:{c.Status}");
             Console.Error.WriteLine($"drain: self-caused 429 (call {log.ToList().IndexOf(throttled429) + 1} of {log.Count}); arrivals in the second before it: {string.Join(' ', window)}");
+        }
+
+        if (arrivals.Count > rps + 1)
+        {
+            // Where the time went: any R + 1 arrivals must span more than 1 s, so a span of R gaps beyond 1 s is the
+            // margin the pacing kept; single gaps of more than two intervals are stalls (a slot given up, nothing ready).
+            var windows = Enumerable.Range(0, arrivals.Count - rps).Select(i => (arrivals[i + rps] - arrivals[i]).TotalMilliseconds - 1000).Order().ToList();
+            var gaps = Enumerable.Range(1, arrivals.Count - 1).Select(i => (arrivals[i] - arrivals[i - 1]).TotalMilliseconds).ToList();
+            var stalls = gaps.Where(g => g > 2000.0 / rps).ToList();
+            double P(double q) => windows[(int)Math.Min(windows.Count - 1, Math.Floor(q * windows.Count))];
+            Console.Error.WriteLine(
+                $"drain: {rps}-gap spans beyond 1 s (ms): min {P(0):F0}, p10 {P(0.1):F0}, p50 {P(0.5):F0}, p90 {P(0.9):F0}, max {windows[^1]:F0}; " +
+                $"{stalls.Count} gaps over {2000.0 / rps:F0} ms totalling {stalls.Sum() / 1000:F1} s of {(arrivals[^1] - arrivals[0]).TotalSeconds:F1} s; " +
+                $"first {rps + 1} arrivals span {(arrivals[rps] - arrivals[0]).TotalMilliseconds:F0} ms, first 30 calls {(arrivals[Math.Min(29, arrivals.Count - 1)] - arrivals[0]).TotalSeconds:F2} s");
+        }
+
+        // Start (gong_calls.started_at, the worker's clock) to arrival at the simulator, per answered call: the
+        // one-way delay the margin has to cover (same machine, same clock), and where the stalls were.
+        var started = new Dictionary<string, (DateTimeOffset At, string Replica)>();
+        await using (var connection = await database.OpenConnectionAsync())
+        await using (var command = new Npgsql.NpgsqlCommand("SELECT gong_request_id, started_at, coalesce(replica, '') FROM gong_calls WHERE gong_request_id IS NOT NULL", connection))
+        await using (var reader = await command.ExecuteReaderAsync(cancellationToken))
+        {
+            while (await reader.ReadAsync(cancellationToken))
+            {
+                started[reader.GetString(0)] = (reader.GetFieldValue<DateTimeOffset>(1), reader.GetString(2));
+            }
+        }
+
+        var delays = log.Where(c => started.ContainsKey(c.RequestId)).Select(c => (c.Time - started[c.RequestId].At).TotalMilliseconds).Order().ToList();
+        if (delays.Count > 0)
+        {
+            Console.Error.WriteLine($"drain: start to arrival (ms): min {delays[0]:F1}, p50 {Percentile(delays, 50):F1}, p90 {Percentile(delays, 90):F1}, p99 {Percentile(delays, 99):F1}, max {delays[^1]:F1}");
+        }
+
+        var ordered = log.OrderBy(c => c.Time).ToList();
+        for (var i = 1; i < ordered.Count; i++)
+        {
+            var gap = (ordered[i].Time - ordered[i - 1].Time).TotalMilliseconds;
+            if (gap > 2000.0 / rps)
+            {
+                string Who(CallRecord c) => started.TryGetValue(c.RequestId, out var s) ? s.Replica : "?";
+                Console.Error.WriteLine($"drain: stall of {gap:F0} ms before call {i + 1} at {(ordered[i].Time - arrivals[0]).TotalSeconds:F2} s ({Who(ordered[i - 1])} -> {Who(ordered[i])})");
+            }
         }
 
         var span = arrivals.Count > 1 ? (arrivals[^1] - arrivals[0]).TotalSeconds : 0;

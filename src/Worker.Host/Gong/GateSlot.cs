@@ -1,0 +1,10 @@
+namespace Worker.Host.Gong;
+
+/// <summary>The result of asking the rate gate for a slot.</summary>
+/// <param name="Taken">True when the slot is ours and its time has come; false when it lies beyond <c>MaxGateWait</c>.</param>
+/// <param name="At">The slot (UTC, on this process's clock); when not taken, the earliest instant the gate would give one.</param>
+/// <param name="Reason">When not taken: why (the block reason).</param>
+/// <param name="Waited">Time spent in the gate.</param>
+/// <param name="StartNoLaterThan">Latest start that keeps the window guarantee (slot + RateWindowMargin / 2, this process's clock).</param>
+/// <param name="ScheduledAt">The slot on the gate's own clock (the database's by default), as stored in the schedule.</param>
+internal sealed record GateSlot(bool Taken, DateTimeOffset At, string? Reason, TimeSpan Waited, DateTimeOffset StartNoLaterThan, DateTimeOffset ScheduledAt);
