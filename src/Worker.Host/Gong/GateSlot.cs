@@ -7,4 +7,5 @@ namespace Worker.Host.Gong;
 /// <param name="Waited">Time spent in the gate.</param>
 /// <param name="StartNoLaterThan">Latest start that keeps the window guarantee (slot + RateWindowMargin / 2, this process's clock).</param>
 /// <param name="ScheduledAt">The slot on the gate's own clock (the database's by default), as stored in the schedule.</param>
-internal sealed record GateSlot(bool Taken, DateTimeOffset At, string? Reason, TimeSpan Waited, DateTimeOffset StartNoLaterThan, DateTimeOffset ScheduledAt);
+/// <param name="Margin">The margin the call is recorded with (its latest arrival is ScheduledAt + Margin).</param>
+internal sealed record GateSlot(bool Taken, DateTimeOffset At, string? Reason, TimeSpan Waited, DateTimeOffset StartNoLaterThan, DateTimeOffset ScheduledAt, TimeSpan Margin);

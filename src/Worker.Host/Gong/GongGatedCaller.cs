@@ -12,7 +12,8 @@ namespace Worker.Host.Gong;
 /// <item>warms the send's connection (a request Gong does not count); the lane (<see cref="GongConnectionLanes"/>)
 /// records the warm-up round trips in <see cref="RateGatePacing"/> and this caller reads the margin for its call from
 /// <see cref="RateGatePacing.MarginForCall"/>;</item>
-/// <item>takes a slot from the shared <see cref="PostgresRateGate"/>; a caller too late for its slot sends nothing,
+/// <item>takes a slot from the shared <see cref="PostgresRateGate"/>; a caller too late for its slot sends nothing and
+/// moves the slot to now when no later slot depends on it yet (<see cref="PostgresRateGate.ReclaimAsync"/>), else
 /// refunds the slot and queues again;</item>
 /// <item>records the call (<see cref="GongCallRecorder"/>);</item>
 /// <item>429: blocks the gate for every replica until Retry-After (seconds or HTTP date; without it
@@ -92,6 +93,14 @@ internal sealed partial class GongGatedCaller(
             }
 
             var result = await call(send.Lane!, slot.StartNoLaterThan).ConfigureAwait(false);
+
+            // Held up between the gate and the wire: move the slot to now while no later slot depends on it.
+            while (result.Kind == GongCallKind.LateForSlot && await ReclaimAsync(send, slot, cancellationToken).ConfigureAwait(false) is { } moved)
+            {
+                slot = moved;
+                result = await call(send.Lane!, slot.StartNoLaterThan).ConfigureAwait(false);
+            }
+
             if (result.Kind != GongCallKind.LateForSlot)
             {
                 return result;
@@ -106,6 +115,21 @@ internal sealed partial class GongGatedCaller(
                 // The daily count stays one too high: conservative.
                 LogGateUnavailable(ex, send.Batch.BatchId);
             }
+        }
+    }
+
+    /// <summary>Moves a slot the call was late for (<see cref="PostgresRateGate.ReclaimAsync"/>); null when it cannot
+    /// move or the gate cannot be reached (then the slot is given up).</summary>
+    private async Task<GateSlot?> ReclaimAsync(BatchSend send, GateSlot slot, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return await gate.ReclaimAsync(slot, cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is NpgsqlException or TimeoutException or OperationCanceledException)
+        {
+            LogGateUnavailable(ex, send.Batch.BatchId);
+            return null;
         }
     }
 

@@ -31,7 +31,8 @@ namespace Worker.Host.Gong;
 /// see, so another client of the company spends part of the quota) multiplies it by <c>RateDecreaseFactor</c> (once
 /// per 2 s, however many calls were in flight); each <c>RateIncreaseInterval</c> without one adds
 /// <c>RateIncreaseStep</c>, up to <c>RequestsPerSecond</c>. A caller that starts more than half the base margin after
-/// its slot gives it up and takes a new one. A slot further away than <c>MaxGateWait</c> is not taken (the row is left
+/// its slot moves it to now while no later slot depends on it (<see cref="ReclaimAsync"/>), else gives it up and takes
+/// a new one. A slot further away than <c>MaxGateWait</c> is not taken (the row is left
 /// as it was) and the caller is told when the gate opens, so a batch is never held for hours.
 /// </remarks>
 internal sealed class PostgresRateGate
@@ -54,6 +55,7 @@ internal sealed class PostgresRateGate
     private string rateReason = RateConfigured;
     private double marginSeconds;
     private long slotsGivenUp;
+    private long slotsReclaimed;
 
     /// <summary>Creates the gate and its gauges <c>flow_assignment.rate_gate.allowed_rate</c> (by <c>reason</c>) and
     /// <c>flow_assignment.rate_gate.margin</c>, as this replica last saw them.</summary>
@@ -71,6 +73,8 @@ internal sealed class PostgresRateGate
             "Calls per second the shared gate allows now (RequestsPerSecond unless a 429 cut it), by reason (configured, throttled, climbing); as this replica last saw it.");
         meter.CreateObservableCounter("flow_assignment.rate_gate.slots_given_up", () => Interlocked.Read(ref slotsGivenUp), "{slot}",
             "Slots this replica gave up because it woke more than half of RateWindowMargin after them (a busy machine); each costs one slot of throughput, never a 429.");
+        meter.CreateObservableCounter("flow_assignment.rate_gate.slots_reclaimed", () => Interlocked.Read(ref slotsReclaimed), "{slot}",
+            "Slots this replica used late: it woke or reached the wire after its slot, and moved the slot to then because no later slot depended on it yet; each saves a slot of throughput.");
         meter.CreateObservableGauge("flow_assignment.rate_gate.margin", () => Volatile.Read(ref marginSeconds), "s",
             "Window margin this replica's latest call was recorded with: RateWindowMargin plus the learned network jitter.");
     }
@@ -89,6 +93,9 @@ internal sealed class PostgresRateGate
 
     /// <summary>Slots this replica gave up because it woke too late for them.</summary>
     public long SlotsGivenUp => Interlocked.Read(ref slotsGivenUp);
+
+    /// <summary>Slots this replica moved to when it was late for them (<see cref="ReclaimAsync"/>).</summary>
+    public long SlotsReclaimed => Interlocked.Read(ref slotsReclaimed);
 
     /// <summary>Takes the next slot with the base margin (<c>RateWindowMargin</c>) and waits until it.</summary>
     /// <exception cref="NpgsqlException">Postgres unreachable.</exception>
@@ -127,7 +134,7 @@ internal sealed class PostgresRateGate
         var o = options.Value;
         var waitStarted = time.GetTimestamp();
         var lateTolerance = o.RateWindowMargin / 2;
-        var reserveAhead = GatePriority.ReserveAhead(priority, o.RequestsPerSecond);
+        var reserveAhead = GatePriority.ReserveAhead(priority);
         await WarmClockAsync(cancellationToken).ConfigureAwait(false);
         while (true)
         {
@@ -144,7 +151,7 @@ internal sealed class PostgresRateGate
             if (!take.Taken)
             {
                 var reason = take.BlockedUntil is { } b && b >= take.At ? take.BlockedReason : "daily call limit or queue of slots";
-                return new GateSlot(false, slot, reason, time.GetElapsedTime(waitStarted), slot, take.At);
+                return new GateSlot(false, slot, reason, time.GetElapsedTime(waitStarted), slot, take.At, margin);
             }
 
             await RateGateWaits.DelayUntilAsync(time, slot - RateGateWaits.PreciseLead, cancellationToken).ConfigureAwait(false);
@@ -160,17 +167,48 @@ internal sealed class PostgresRateGate
 
             await RateGateWaits.PreciseDelayUntilAsync(time, slot, cancellationToken).ConfigureAwait(false);
 
+            var taken = new GateSlot(true, slot, null, time.GetElapsedTime(waitStarted), slot + lateTolerance, take.At, margin);
+
             // A caller that wakes late would arrive closer to the next slots than the window allows. Beyond half the
-            // base margin it gives its slot up (keeping the window conservative, refunding the daily count) and queues again.
+            // base margin it moves its slot to now while no later slot depends on it; else it gives the slot up
+            // (keeping the window conservative, refunding the daily count) and queues again.
             if (time.GetUtcNow() - slot > lateTolerance)
             {
+                if (await ReclaimAsync(taken, cancellationToken).ConfigureAwait(false) is { } reclaimed)
+                {
+                    return reclaimed with { Waited = time.GetElapsedTime(waitStarted) };
+                }
+
                 Interlocked.Increment(ref slotsGivenUp);
                 await RefundAsync(slot, cancellationToken).ConfigureAwait(false);
                 continue;
             }
 
-            return new GateSlot(true, slot, null, time.GetElapsedTime(waitStarted), slot + lateTolerance, take.At);
+            return taken;
         }
+    }
+
+    /// <summary>
+    /// For a caller late for <paramref name="slot"/> (it has not sent): moves the slot to now, when no slot taken since
+    /// depends on its arrival (the slot <c>RequestsPerSecond</c> places later is not taken yet) and no 429 block began,
+    /// so the lateness costs its own length instead of the slot. A normal or bulk caller takes a slot at most 0.8 s
+    /// ahead (<see cref="GatePriority.ReserveAhead"/>), so a caller up to about 0.2 s late can usually move.
+    /// </summary>
+    /// <param name="slot">The slot taken (<see cref="GateSlot.Taken"/>).</param>
+    /// <param name="cancellationToken">Cancels the update.</param>
+    /// <returns>The moved slot (start it by <see cref="GateSlot.StartNoLaterThan"/>), or null: give the slot up.</returns>
+    /// <exception cref="NpgsqlException">Postgres unreachable.</exception>
+    public async Task<GateSlot?> ReclaimAsync(GateSlot slot, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(slot);
+        if (await row.ReclaimAsync(slot.ScheduledAt, slot.Margin, cancellationToken).ConfigureAwait(false) is not { } now)
+        {
+            return null;
+        }
+
+        Interlocked.Increment(ref slotsReclaimed);
+        var local = clock.ToLocal(now);
+        return slot with { At = local, StartNoLaterThan = local + (options.Value.RateWindowMargin / 2), ScheduledAt = now };
     }
 
     /// <summary>Blocks the gate for every replica until <paramref name="until"/> (never shortens an existing block) and

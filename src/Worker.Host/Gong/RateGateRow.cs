@@ -87,6 +87,24 @@ internal sealed class RateGateRow(NpgsqlDataSource dataSource, IOptions<GongOpti
         RETURNING g.allowed_rate
         """;
 
+    // A caller late for its slot moves its own recorded latest arrival to now + margin, but only while no later slot
+    // depends on it: the entry is still among the last RequestsPerSecond (the slot RequestsPerSecond places later,
+    // whose window starts at this entry, is not taken yet and will be computed from the new value; the slots between
+    // are spaced after this one, and spacing keeps every later slot at least a second after the new arrival), and no
+    // 429 block began meanwhile. Matched by value: the same expression as when the slot was taken.
+    private const string ReclaimSql = """
+        WITH cur AS (
+            SELECT recent_starts, blocked_until, COALESCE(@now, clock_timestamp()) AS now
+            FROM rate_gate WHERE id = 1 FOR UPDATE)
+        UPDATE rate_gate g SET
+            recent_starts = array_replace(cur.recent_starts, @slot + @margin, cur.now + @margin),
+            updated_at = cur.now
+        FROM cur
+        WHERE g.id = 1 AND (@slot + @margin) = ANY(cur.recent_starts)
+          AND (cur.blocked_until IS NULL OR cur.blocked_until <= cur.now)
+        RETURNING cur.now
+        """;
+
     private const string RefundSql = """
         UPDATE rate_gate SET day_call_count = day_call_count - 1
         WHERE id = 1 AND day = (@slot AT TIME ZONE 'UTC')::date AND day_call_count > 0
@@ -151,6 +169,32 @@ internal sealed class RateGateRow(NpgsqlDataSource dataSource, IOptions<GongOpti
         command.Parameters.Add(new NpgsqlParameter("min_rate", NpgsqlDbType.Double) { Value = o.RequestsPerSecond * 0.1 });
         command.Parameters.Add(new NpgsqlParameter("factor", NpgsqlDbType.Double) { Value = o.RateDecreaseFactor });
         return await command.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false) is double rate ? rate : null;
+    }
+
+    /// <summary>Moves the recorded latest arrival of a taken slot to the gate's now + <paramref name="margin"/>, when no
+    /// later slot depends on it yet and no 429 block is in force (see <c>ReclaimSql</c>).</summary>
+    /// <param name="slot">The slot as taken (gate clock, <see cref="RateGateTake.At"/>).</param>
+    /// <param name="margin">The margin it was taken with.</param>
+    /// <param name="cancellationToken">Cancels the statement.</param>
+    /// <returns>The gate's now (the new slot), or null when the slot can no longer move.</returns>
+    /// <exception cref="NpgsqlException">Postgres unreachable.</exception>
+    public async Task<DateTimeOffset?> ReclaimAsync(DateTimeOffset slot, TimeSpan margin, CancellationToken cancellationToken)
+    {
+        await using var command = dataSource.CreateCommand(ReclaimSql);
+        command.Parameters.Add(clock.NowParameter());
+        command.Parameters.Add(new NpgsqlParameter("slot", NpgsqlDbType.TimestampTz) { Value = slot.ToUniversalTime() });
+        command.Parameters.Add(new NpgsqlParameter("margin", NpgsqlDbType.Interval) { Value = margin });
+        var sentAt = time.GetUtcNow();
+        var started = time.GetTimestamp();
+        var now = await command.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false);
+        if (now is not DateTime utc)
+        {
+            return null;
+        }
+
+        var gateNow = new DateTimeOffset(DateTime.SpecifyKind(utc, DateTimeKind.Utc));
+        clock.Observe(sentAt, time.GetElapsedTime(started), gateNow);
+        return gateNow;
     }
 
     /// <summary>Gives back the daily count of <paramref name="slot"/> (gate clock), when it is still that slot's UTC day.</summary>

@@ -72,21 +72,6 @@ public sealed class RateGateWireTests
         Assert.True(jitter < TimeSpan.FromMilliseconds(200), $"learned jitter allowance {jitter.TotalMilliseconds:0} ms for 0–400 ms spent in the pipeline");
     }
 
-    /// <summary>Holds each request in the HttpClient pipeline (after the resilience handler, before the lane).</summary>
-    private sealed class HoldHandler(Func<HttpRequestMessage, TimeSpan> hold) : DelegatingHandler
-    {
-        protected override async Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken)
-        {
-            var delay = hold(request);
-            if (delay > TimeSpan.Zero)
-            {
-                await Task.Delay(delay, cancellationToken);
-            }
-
-            return await base.SendAsync(request, cancellationToken);
-        }
-    }
-
     private sealed class World(TestDatabase database, RunningSimulator simulator, GongReplica replica) : IAsyncDisposable
     {
         public RunningSimulator Simulator => simulator;
@@ -104,7 +89,7 @@ public sealed class RateGateWireTests
                 Faults = faults ?? new FaultOptions(),
             });
             var replica = await GongReplica.StartAsync(database.ConnectionString, simulator.BaseUrl.ToString(), TimeProvider.System,
-                configure: services => services.AddHttpClient<GongApiClient>().AddHttpMessageHandler(() => new HoldHandler(hold)));
+                configure: services => services.AddHttpClient<GongApiClient>().AddHttpMessageHandler(() => new PipelineHoldHandler(hold)));
             return new World(database, simulator, replica);
         }
 

@@ -102,10 +102,10 @@ public sealed class PriorityLanePolicyTests
     [Fact]
     public void Only_high_callers_reserve_gate_slots_far_ahead_and_normal_asks_before_bulk()
     {
-        Assert.Null(GatePriority.ReserveAhead(ProspectPriority.High, 3));
-        var normal = GatePriority.ReserveAhead(ProspectPriority.Normal, 3)!.Value;
-        var bulk = GatePriority.ReserveAhead(ProspectPriority.Bulk, 3)!.Value;
-        Assert.True(bulk < normal && normal < TimeSpan.FromSeconds(2), $"normal {normal}, bulk {bulk}");
+        Assert.Null(GatePriority.ReserveAhead(ProspectPriority.High));
+        var normal = GatePriority.ReserveAhead(ProspectPriority.Normal)!.Value;
+        var bulk = GatePriority.ReserveAhead(ProspectPriority.Bulk)!.Value;
+        Assert.True(bulk < normal && normal < TimeSpan.FromSeconds(1), $"normal {normal}, bulk {bulk}");
     }
 
     private static PriorityLanePolicy Policy(double share) => new(
