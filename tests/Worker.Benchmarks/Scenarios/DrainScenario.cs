@@ -152,12 +152,13 @@ internal sealed class DrainScenario : IScenario
         }
 
         var ordered = log.OrderBy(c => c.Time).ToList();
+        string Who(CallRecord c) => started.TryGetValue(c.RequestId, out var s) ? s.Replica : "?";
+        Console.Error.WriteLine("drain: first calls (arrival s, replica): " + string.Join(", ", ordered.Take(12).Select(c => $"{(c.Time - arrivals[0]).TotalSeconds:F3} {Who(c).Replace("bench-replica-", "r", StringComparison.Ordinal)}")));
         for (var i = 1; i < ordered.Count; i++)
         {
             var gap = (ordered[i].Time - ordered[i - 1].Time).TotalMilliseconds;
             if (gap > 2000.0 / rps)
             {
-                string Who(CallRecord c) => started.TryGetValue(c.RequestId, out var s) ? s.Replica : "?";
                 Console.Error.WriteLine($"drain: stall of {gap:F0} ms before call {i + 1} at {(ordered[i].Time - arrivals[0]).TotalSeconds:F2} s ({Who(ordered[i - 1])} -> {Who(ordered[i])})");
             }
         }
