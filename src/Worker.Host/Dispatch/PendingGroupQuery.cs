@@ -1,5 +1,6 @@
 using Microsoft.Extensions.Options;
 using Npgsql;
+using Worker.Host.Persistence;
 
 namespace Worker.Host.Dispatch;
 
@@ -64,17 +65,13 @@ internal sealed class PendingGroupQuery(NpgsqlDataSource dataSource, IOptions<Di
         command.Parameters.AddWithValue("due", now - settings.MaxBatchDelay);
         command.Parameters.AddWithValue("max", settings.MaxBatchSize);
         await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
-        var groups = new List<PendingGroup>();
-        while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
-        {
-            groups.Add(new PendingGroup(
-                reader.GetString(0),
-                reader.GetString(1),
-                reader.GetFieldValue<DateTimeOffset>(2),
-                reader.IsDBNull(3) ? null : reader.GetInt32(3),
-                reader.IsDBNull(4) ? null : reader.GetFieldValue<DateTimeOffset>(4)) { Lanes = PriorityLaneSql.ReadOldestPerLane(reader, 5) });
-        }
-
-        return groups;
+        return await reader.ReadAllAsync(
+            row => new PendingGroup(
+                row.GetString(0),
+                row.GetString(1),
+                row.GetFieldValue<DateTimeOffset>(2),
+                row.IsDBNull(3) ? null : row.GetInt32(3),
+                row.IsDBNull(4) ? null : row.GetFieldValue<DateTimeOffset>(4)) { Lanes = PriorityLaneSql.ReadOldestPerLane(row, 5) },
+            cancellationToken).ConfigureAwait(false);
     }
 }

@@ -15,39 +15,25 @@ namespace Worker.Host.Dispatch;
 /// </remarks>
 internal static class StatusSql
 {
-    /// <summary><see cref="ProspectAssignmentStatus.Pending"/> as a SQL literal.</summary>
-    public const string Pending = $"'{nameof(ProspectAssignmentStatus.Pending)}'";
+    /// <summary><see cref="ProspectAssignmentStatus"/> members (<c>prospect_assignments.status</c>) as SQL literals.</summary>
+    public const string
+        Pending = $"'{nameof(ProspectAssignmentStatus.Pending)}'",
+        InFlight = $"'{nameof(ProspectAssignmentStatus.InFlight)}'",
+        Assigned = $"'{nameof(ProspectAssignmentStatus.Assigned)}'",
+        NotAssigned = $"'{nameof(ProspectAssignmentStatus.NotAssigned)}'",
+        Failed = $"'{nameof(ProspectAssignmentStatus.Failed)}'",
+        Rejected = $"'{nameof(ProspectAssignmentStatus.Rejected)}'";
 
-    /// <summary><see cref="ProspectAssignmentStatus.InFlight"/> as a SQL literal.</summary>
-    public const string InFlight = $"'{nameof(ProspectAssignmentStatus.InFlight)}'";
+    /// <summary><see cref="ProspectPriority"/> members (<c>priority</c> columns) as SQL literals.</summary>
+    public const string
+        High = $"'{nameof(ProspectPriority.High)}'",
+        Normal = $"'{nameof(ProspectPriority.Normal)}'",
+        Bulk = $"'{nameof(ProspectPriority.Bulk)}'";
 
-    /// <summary><see cref="ProspectAssignmentStatus.Assigned"/> as a SQL literal.</summary>
-    public const string Assigned = $"'{nameof(ProspectAssignmentStatus.Assigned)}'";
-
-    /// <summary><see cref="ProspectAssignmentStatus.NotAssigned"/> as a SQL literal.</summary>
-    public const string NotAssigned = $"'{nameof(ProspectAssignmentStatus.NotAssigned)}'";
-
-    /// <summary><see cref="ProspectAssignmentStatus.Failed"/> as a SQL literal.</summary>
-    public const string Failed = $"'{nameof(ProspectAssignmentStatus.Failed)}'";
-
-    /// <summary><see cref="ProspectAssignmentStatus.Rejected"/> as a SQL literal.</summary>
-    public const string Rejected = $"'{nameof(ProspectAssignmentStatus.Rejected)}'";
-
-    /// <summary><see cref="ProspectPriority.High"/> (<c>priority</c> column) as a SQL literal.</summary>
-    public const string High = $"'{nameof(ProspectPriority.High)}'";
-
-    /// <summary><see cref="ProspectPriority.Normal"/> (<c>priority</c> column) as a SQL literal.</summary>
-    public const string Normal = $"'{nameof(ProspectPriority.Normal)}'";
-
-    /// <summary><see cref="ProspectPriority.Bulk"/> (<c>priority</c> column) as a SQL literal.</summary>
-    public const string Bulk = $"'{nameof(ProspectPriority.Bulk)}'";
-
-    /// <summary><see cref="RequestStatus.Succeeded"/> (<c>assignment_requests.status</c>) as a SQL literal.</summary>
-    public const string RequestSucceeded = $"'{nameof(RequestStatus.Succeeded)}'";
-
-    /// <summary><see cref="RequestStatus.PartiallySucceeded"/> (<c>assignment_requests.status</c>) as a SQL literal.</summary>
-    public const string RequestPartiallySucceeded = $"'{nameof(RequestStatus.PartiallySucceeded)}'";
-
-    /// <summary><see cref="RequestStatus.Failed"/> (<c>assignment_requests.status</c>) as a SQL literal.</summary>
-    public const string RequestFailed = $"'{nameof(RequestStatus.Failed)}'";
+    /// <summary><see cref="RequestStatus"/> members (<c>assignment_requests.status</c>) as SQL literals, prefixed
+    /// <c>Request</c>.</summary>
+    public const string
+        RequestSucceeded = $"'{nameof(RequestStatus.Succeeded)}'",
+        RequestPartiallySucceeded = $"'{nameof(RequestStatus.PartiallySucceeded)}'",
+        RequestFailed = $"'{nameof(RequestStatus.Failed)}'";
 }

@@ -24,85 +24,38 @@ internal sealed record GongLookupRequest(
 /// <summary>A 200 answer of assign or lookup (lookup has no <c>prospectsNotAssigned</c>).</summary>
 internal sealed class GongProspectsResponse
 {
-    [JsonPropertyName("requestId")]
-    [JsonConverter(typeof(LenientStringConverter))]
     public string? RequestId { get; set; }
-
-    [JsonPropertyName("prospectsAssigned")]
     public List<GongAssignedFlow?>? ProspectsAssigned { get; set; }
-
-    [JsonPropertyName("prospectsNotAssigned")]
     public List<GongAssignmentFailure?>? ProspectsNotAssigned { get; set; }
 }
 
 /// <summary>PublicApiAssignedFlow.</summary>
 internal sealed class GongAssignedFlow
 {
-    [JsonPropertyName("flowId")]
-    [JsonConverter(typeof(LenientStringConverter))]
     public string? FlowId { get; set; }
-
-    [JsonPropertyName("flowName")]
-    [JsonConverter(typeof(LenientStringConverter))]
     public string? FlowName { get; set; }
-
-    [JsonPropertyName("crmProspectId")]
-    [JsonConverter(typeof(LenientStringConverter))]
     public string? CrmProspectId { get; set; }
-
-    [JsonPropertyName("flowInstanceId")]
-    [JsonConverter(typeof(LenientStringConverter))]
     public string? FlowInstanceId { get; set; }
-
-    [JsonPropertyName("flowInstanceOwnerEmail")]
-    [JsonConverter(typeof(LenientStringConverter))]
     public string? FlowInstanceOwnerEmail { get; set; }
-
-    [JsonPropertyName("flowInstanceCreateDate")]
-    [JsonConverter(typeof(LenientDateConverter))]
     public DateTimeOffset? FlowInstanceCreateDate { get; set; }
-
-    [JsonPropertyName("flowInstanceStatus")]
-    [JsonConverter(typeof(LenientStringConverter))]
     public string? FlowInstanceStatus { get; set; }
-
-    [JsonPropertyName("workspaceId")]
-    [JsonConverter(typeof(LenientStringConverter))]
     public string? WorkspaceId { get; set; }
-
-    [JsonPropertyName("exclusive")]
-    [JsonConverter(typeof(LenientBooleanConverter))]
     public bool? Exclusive { get; set; }
 }
 
 /// <summary>AssignedFlowFailure.</summary>
 internal sealed class GongAssignmentFailure
 {
-    [JsonPropertyName("flowId")]
-    [JsonConverter(typeof(LenientStringConverter))]
     public string? FlowId { get; set; }
-
-    [JsonPropertyName("crmProspectId")]
-    [JsonConverter(typeof(LenientStringConverter))]
     public string? CrmProspectId { get; set; }
-
-    [JsonPropertyName("errorCode")]
-    [JsonConverter(typeof(LenientStringConverter))]
     public string? ErrorCode { get; set; }
-
-    [JsonPropertyName("errorMessage")]
-    [JsonConverter(typeof(LenientStringConverter))]
     public string? ErrorMessage { get; set; }
 }
 
 /// <summary>Error body of 4xx/5xx: <c>{"requestId": "..", "errors": [".."]}</c>.</summary>
 internal sealed class GongErrorResponse
 {
-    [JsonPropertyName("requestId")]
-    [JsonConverter(typeof(LenientStringConverter))]
     public string? RequestId { get; set; }
-
-    [JsonPropertyName("errors")]
     public List<JsonElement>? Errors { get; set; }
 
     /// <summary>The error strings joined with "; " (non-string items as their JSON text), or null.</summary>
@@ -121,7 +74,11 @@ internal sealed class GongErrorResponse
     }
 }
 
-/// <summary>The serializer settings of the Gong wire: exact property names, unknown members ignored.</summary>
+/// <summary>
+/// The serializer settings of the Gong wire: camelCase names (the response classes' properties are Gong's names), unknown
+/// members ignored, and every string, date and boolean read leniently (<see cref="LenientStringConverter"/>,
+/// <see cref="LenientDateConverter"/>, <see cref="LenientBooleanConverter"/>).
+/// </summary>
 internal static class GongJson
 {
     public static readonly JsonSerializerOptions Options = new(JsonSerializerDefaults.Web)
@@ -130,6 +87,7 @@ internal static class GongJson
         DefaultIgnoreCondition = JsonIgnoreCondition.Never,
         AllowTrailingCommas = true,
         ReadCommentHandling = JsonCommentHandling.Skip,
+        Converters = { new LenientStringConverter(), new LenientDateConverter(), new LenientBooleanConverter() },
     };
 
     /// <summary>Parses a 200 body; null when it is not a JSON object.</summary>
@@ -186,18 +144,9 @@ internal sealed class LenientStringConverter : JsonConverter<string?>
         }
     }
 
-    public override void Write(Utf8JsonWriter writer, string? value, JsonSerializerOptions options)
-    {
-        ArgumentNullException.ThrowIfNull(writer);
-        if (value is null)
-        {
-            writer.WriteNullValue();
-        }
-        else
-        {
-            writer.WriteStringValue(value);
-        }
-    }
+    // Writing is not lenient: what the default converter writes (the value, or null).
+    public override void Write(Utf8JsonWriter writer, string? value, JsonSerializerOptions options) =>
+        JsonSerializer.Serialize(writer, value, JsonSerializerOptions.Default);
 }
 
 /// <summary>Reads an ISO-8601 date with 0-7 fractional digits and an offset or <c>Z</c>; null when absent or unreadable.</summary>
@@ -219,18 +168,8 @@ internal sealed class LenientDateConverter : JsonConverter<DateTimeOffset?>
             : null;
     }
 
-    public override void Write(Utf8JsonWriter writer, DateTimeOffset? value, JsonSerializerOptions options)
-    {
-        ArgumentNullException.ThrowIfNull(writer);
-        if (value is { } v)
-        {
-            writer.WriteStringValue(v);
-        }
-        else
-        {
-            writer.WriteNullValue();
-        }
-    }
+    public override void Write(Utf8JsonWriter writer, DateTimeOffset? value, JsonSerializerOptions options) =>
+        JsonSerializer.Serialize(writer, value, JsonSerializerOptions.Default);
 }
 
 /// <summary>Reads true/false, or "true"/"false" as text; null otherwise.</summary>
@@ -254,16 +193,6 @@ internal sealed class LenientBooleanConverter : JsonConverter<bool?>
         }
     }
 
-    public override void Write(Utf8JsonWriter writer, bool? value, JsonSerializerOptions options)
-    {
-        ArgumentNullException.ThrowIfNull(writer);
-        if (value is { } v)
-        {
-            writer.WriteBooleanValue(v);
-        }
-        else
-        {
-            writer.WriteNullValue();
-        }
-    }
+    public override void Write(Utf8JsonWriter writer, bool? value, JsonSerializerOptions options) =>
+        JsonSerializer.Serialize(writer, value, JsonSerializerOptions.Default);
 }

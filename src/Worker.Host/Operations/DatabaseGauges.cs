@@ -3,6 +3,7 @@ using Microsoft.Extensions.Options;
 using Npgsql;
 using Worker.Host.Dispatch;
 using Worker.Host.Gong;
+using Worker.Host.Persistence;
 
 namespace Worker.Host.Operations;
 
@@ -128,11 +129,8 @@ internal sealed partial class DatabaseGauges : BackgroundService
         }
 
         await reader.NextResultAsync(cancellationToken).ConfigureAwait(false);
-        var groups = new List<GroupBacklog>(MaxGroupsReported);
-        while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
-        {
-            groups.Add(new GroupBacklog(reader.GetString(0), EmailMask.Mask(reader.GetString(1)), reader.GetInt64(2)));
-        }
+        var groups = await reader.ReadAllAsync(
+            row => new GroupBacklog(row.GetString(0), EmailMask.Mask(row.GetString(1)), row.GetInt64(2)), cancellationToken).ConfigureAwait(false);
 
         snapshot = new Snapshot(
             now,

@@ -1,5 +1,6 @@
 using System.Globalization;
 using Npgsql;
+using Worker.Host.Persistence;
 using Spectre.Console;
 using Spectre.Console.Rendering;
 
@@ -34,20 +35,16 @@ internal static class PriorityLaneReport
         ArgumentNullException.ThrowIfNull(dataSource);
         await using var command = dataSource.CreateCommand(Sql);
         await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
-        var lanes = new List<PriorityLaneFigures>(3);
-        while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
-        {
-            lanes.Add(new PriorityLaneFigures(
-                reader.GetString(0),
-                reader.GetInt64(1),
-                reader.GetInt64(2),
-                reader.IsDBNull(3) ? null : reader.GetFieldValue<DateTimeOffset>(3),
-                reader.GetInt64(4),
-                reader.GetInt64(5),
-                reader.GetInt64(6)));
-        }
-
-        return lanes;
+        return await reader.ReadAllAsync(
+            row => new PriorityLaneFigures(
+                row.GetString(0),
+                row.GetInt64(1),
+                row.GetInt64(2),
+                row.IsDBNull(3) ? null : row.GetFieldValue<DateTimeOffset>(3),
+                row.GetInt64(4),
+                row.GetInt64(5),
+                row.GetInt64(6)),
+            cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>Writes the lanes as one table: pending, in flight, oldest pending age, completed per second (last 5

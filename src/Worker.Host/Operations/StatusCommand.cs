@@ -31,7 +31,7 @@ public static class StatusCommand
         var now = host.Services.GetService<TimeProvider>()?.GetUtcNow() ?? TimeProvider.System.GetUtcNow();
         try
         {
-            var report = await StatusReport.LoadAsync(dataSource, now, dailyCallLimit, cancellationToken).ConfigureAwait(false)
+            var report = await StatusReportReader.LoadAsync(dataSource, now, dailyCallLimit, cancellationToken).ConfigureAwait(false)
                 with { Lanes = await PriorityLaneReport.LoadAsync(dataSource, cancellationToken).ConfigureAwait(false) };
             report.Render(output);
             return 0;

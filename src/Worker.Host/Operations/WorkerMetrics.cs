@@ -18,19 +18,10 @@ public sealed class WorkerMetrics : IDisposable
     public const string MeterName = "FlowAssignment.Worker";
 
     private readonly Meter meter;
-    private readonly Counter<long> messagesIngested;
-    private readonly Counter<long> prospectOutcomes;
-    private readonly Counter<long> gongCalls;
-    private readonly Histogram<double> gongCallDuration;
+    private readonly Counter<long> messagesIngested, movedToErrorQueue, prospectOutcomes, priorityProspectsCompleted, priorityBatches,
+        gongCalls, reconciliations, eventsPublished, outboxDeadLettered;
+    private readonly Histogram<double> gongCallDuration, rateGateWait, outboxLag;
     private readonly Histogram<int> batchFill;
-    private readonly Histogram<double> rateGateWait;
-    private readonly Counter<long> reconciliations;
-    private readonly Counter<long> eventsPublished;
-    private readonly Histogram<double> outboxLag;
-    private readonly Counter<long> outboxDeadLettered;
-    private readonly Counter<long> priorityProspectsCompleted;
-    private readonly Counter<long> priorityBatches;
-    private readonly Counter<long> movedToErrorQueue;
 
     /// <summary>Creates the instruments on a meter from <paramref name="meterFactory"/>.</summary>
     public WorkerMetrics(IMeterFactory meterFactory)

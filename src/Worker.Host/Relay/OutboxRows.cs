@@ -1,4 +1,5 @@
 using Npgsql;
+using Worker.Host.Persistence;
 using Worker.Persistence.Entities;
 
 namespace Worker.Host.Relay;
@@ -45,25 +46,21 @@ internal sealed class OutboxRows(NpgsqlDataSource dataSource)
     /// <exception cref="NpgsqlException">Postgres unreachable or failed.</exception>
     public async Task<List<OutboxMessage>> ClaimAsync(DateTimeOffset now, DateTimeOffset lockedUntil, int limit, CancellationToken cancellationToken)
     {
-        var rows = new List<OutboxMessage>();
         await using var claim = dataSource.CreateCommand(ClaimSql);
         claim.Parameters.AddWithValue("now", now);
         claim.Parameters.AddWithValue("locked_until", lockedUntil);
         claim.Parameters.AddWithValue("limit", limit);
         await using var reader = await claim.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
-        while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
-        {
-            rows.Add(new OutboxMessage
+        return await reader.ReadAllAsync(
+            row => new OutboxMessage
             {
-                Id = reader.GetGuid(0),
-                MessageType = reader.GetString(1),
-                Payload = reader.GetString(2),
-                CreatedAt = reader.GetFieldValue<DateTimeOffset>(3),
-                Attempts = reader.GetInt32(4),
-            });
-        }
-
-        return rows;
+                Id = row.GetGuid(0),
+                MessageType = row.GetString(1),
+                Payload = row.GetString(2),
+                CreatedAt = row.GetFieldValue<DateTimeOffset>(3),
+                Attempts = row.GetInt32(4),
+            },
+            cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>Whether any row waits to be published (unpublished and not dead-lettered, due or not).</summary>

@@ -15,7 +15,7 @@ namespace Worker.IntegrationTests.Dispatch;
 /// Issue 11, items 6 and 7: a batch that crashes its sender (or whose last lookup died with its replica) ends as
 /// RetriesExhausted instead of looping; writing a batch's results is idempotent and survives a short database outage.
 /// </summary>
-public sealed class DispatchFaultTests
+public sealed class DispatchFaultTests(ITestOutputHelper output)
 {
     private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(60);
 
@@ -40,7 +40,7 @@ public sealed class DispatchFaultTests
         await SeedRequestAsync(database, "poisoned", "101", "owner@example.com", Ids("poison-", 5), DateTimeOffset.UtcNow.AddSeconds(-5));
         await SeedRequestAsync(database, "healthy", "102", "owner@example.com", Ids("ok-", 5), DateTimeOffset.UtcNow.AddSeconds(-5));
 
-        using var host = BuildWorker(database.ConnectionString, vhost, gong, settings: Fast, decorateSender: poison.Wrap);
+        using var host = BuildWorker(output, database.ConnectionString, vhost, gong, settings: Fast, decorateSender: poison.Wrap);
         await host.StartAsync();
         await Poll.UntilAsync(() => events.Received.Count >= 2, Timeout, "both requests' events");
         await host.StopAsync();
@@ -84,7 +84,7 @@ public sealed class DispatchFaultTests
             await update.ExecuteNonQueryAsync();
         }
 
-        using var host = BuildWorker(database.ConnectionString, vhost, gong, settings: Fast);
+        using var host = BuildWorker(output, database.ConnectionString, vhost, gong, settings: Fast);
         await host.StartAsync();
         await Poll.UntilAsync(() => events.Received.Count >= 1, Timeout, "the request's event");
         await host.StopAsync();
@@ -108,7 +108,7 @@ public sealed class DispatchFaultTests
         var ids = Ids("twice-", 3);
         await SeedRequestAsync(database, "twice", "104", "owner@example.com", ids, DateTimeOffset.UtcNow.AddSeconds(-5));
         await using var gong = await StartGongAsync();
-        using var host = BuildWorker(database.ConnectionString, vhost, gong, settings: [.. Fast, new("Dispatch:Enabled", "false")]);
+        using var host = BuildWorker(output, database.ConnectionString, vhost, gong, settings: [.. Fast, new("Dispatch:Enabled", "false")]);
         var claimer = host.Services.GetRequiredService<BatchClaimer>();
         var writer = host.Services.GetRequiredService<OutcomeWriter>();
 
@@ -161,7 +161,7 @@ public sealed class DispatchFaultTests
         var ids = Ids("outage-", 10);
         await SeedRequestAsync(database, "outage", "105", "owner@example.com", ids, DateTimeOffset.UtcNow.AddSeconds(-5));
 
-        using var host = BuildWorker(viaProxy, vhost, gong, settings: [.. Fast, new("Dispatch:LeaseDuration", "00:00:45")]);
+        using var host = BuildWorker(output, viaProxy, vhost, gong, settings: [.. Fast, new("Dispatch:LeaseDuration", "00:00:45")]);
         await host.StartAsync();
         await answered.Task.WaitAsync(Timeout);
         // Longer than the old budget of five quick tries (about 6 s), well inside the 45 s lease.

@@ -51,8 +51,9 @@ internal static class DispatchHarness
     /// 1 s window margin (<c>Gong:RequestsPerSecond</c>, <c>Gong:RateWindowMargin</c> in <paramref name="settings"/>
     /// override them: tests about pacing use the defaults); on a fake clock the gate's slots are
     /// on that clock (<c>Gong:RateGateClock=Local</c>), so the test moves it. <paramref name="decorateSender"/> wraps the
-    /// real <see cref="IGongBatchSender"/>.</summary>
+    /// real <see cref="IGongBatchSender"/>. The host logs at Warning to <paramref name="output"/> (the test's output).</summary>
     public static IHost BuildWorker(
+        ITestOutputHelper output,
         string postgres,
         TestVirtualHost vhost,
         RunningSimulator gong,
@@ -63,12 +64,11 @@ internal static class DispatchHarness
         Func<IGongBatchSender, IGongBatchSender>? decorateSender = null)
     {
         var builder = Microsoft.Extensions.Hosting.Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { EnvironmentName = "Testing" });
+        builder.Logging.UseTestLog(new TestLog(output.WriteLine));
         builder.Configuration.AddInMemoryCollection(vhost.ToWorkerConfiguration());
         builder.Configuration.AddInMemoryCollection(
         [
             new("ConnectionStrings:" + PersistenceExtensions.ConnectionStringName, postgres),
-            new("Logging:LogLevel:Default", "Warning"),
-            new("Logging:LogLevel:MassTransit", "Warning"), // appsettings.json has MassTransit at Information
             new("Relay:MaxRetryDelay", "00:00:01"),
             new("Gong:BaseUrl", gong.BaseUrl.ToString().TrimEnd('/')),
             new("Gong:AccessKey", AccessKey),

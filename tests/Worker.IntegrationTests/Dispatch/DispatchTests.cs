@@ -9,7 +9,7 @@ using static Worker.IntegrationTests.Dispatch.DispatchHarness;
 
 namespace Worker.IntegrationTests.Dispatch;
 
-public sealed class DispatchTests
+public sealed class DispatchTests(ITestOutputHelper output)
 {
     private const string Flow = "1695493301223590792";
     private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(60);
@@ -25,7 +25,7 @@ public sealed class DispatchTests
         var ids = Ids("p", 450);
         await SeedRequestAsync(database, "req-450", Flow, "Owner@Example.com", ids, DateTimeOffset.UtcNow);
 
-        using var host = BuildWorker(database.ConnectionString, vhost, gong);
+        using var host = BuildWorker(output, database.ConnectionString, vhost, gong);
         await host.StartAsync();
         await Poll.UntilAsync(() => events.Received.Count >= 1, Timeout, "the request's event");
         await host.StopAsync();
@@ -69,7 +69,7 @@ public sealed class DispatchTests
         var clock = new FakeTimeProvider(new DateTimeOffset(2026, 11, 29, 10, 0, 0, TimeSpan.Zero));
         await using var gong = await StartGongAsync();
 
-        using var host = BuildWorker(database.ConnectionString, vhost, gong, clock);
+        using var host = BuildWorker(output, database.ConnectionString, vhost, gong, clock);
         await host.StartAsync();
         for (var i = 0; i < 300; i++)
         {
@@ -106,7 +106,7 @@ public sealed class DispatchTests
         await SeedRequestAsync(database, "first", Flow, "owner@example.com", ["shared", "a1"], now);
         await SeedRequestAsync(database, "second", Flow, "OWNER@example.com", ["shared", "b1"], now);
 
-        using var host = BuildWorker(database.ConnectionString, vhost, gong);
+        using var host = BuildWorker(output, database.ConnectionString, vhost, gong);
         await host.StartAsync();
         await Poll.UntilAsync(() => events.Received.Count >= 2, Timeout, "both events");
         await host.StopAsync();
@@ -139,7 +139,7 @@ public sealed class DispatchTests
         await SeedRequestAsync(database, "big-1", Flow, "a@example.com", Ids("a", 10_000), clock.GetUtcNow());
         await SeedRequestAsync(database, "big-2", Flow, "a@example.com", Ids("b", 10_000), clock.GetUtcNow());
 
-        using var host = BuildWorker(database.ConnectionString, vhost, gong, clock, [new("Dispatch:MaxConcurrentBatches", "2")]);
+        using var host = BuildWorker(output, database.ConnectionString, vhost, gong, clock, [new("Dispatch:MaxConcurrentBatches", "2")]);
         await host.StartAsync();
         // The gate's slots are on the fake clock: each poll round moves it 20 ms (below half the gate's margin).
         void Tick() => clock.Advance(TimeSpan.FromMilliseconds(20));
@@ -185,8 +185,8 @@ public sealed class DispatchTests
         }
 
         var settings = new KeyValuePair<string, string?>[] { new("Dispatch:MaxConcurrentBatches", "2"), new("Gong:RequestsPerSecond", "3"), new("Gong:RateWindowMargin", "00:00:00.020") };
-        using var first = BuildWorker(database.ConnectionString, vhost, gong, settings: [.. settings, new("Dispatch:ReplicaName", "replica-a")]);
-        using var second = BuildWorker(database.ConnectionString, vhost, gong, settings: [.. settings, new("Dispatch:ReplicaName", "replica-b")]);
+        using var first = BuildWorker(output, database.ConnectionString, vhost, gong, settings: [.. settings, new("Dispatch:ReplicaName", "replica-a")]);
+        using var second = BuildWorker(output, database.ConnectionString, vhost, gong, settings: [.. settings, new("Dispatch:ReplicaName", "replica-b")]);
         await Task.WhenAll(first.StartAsync(), second.StartAsync());
         await Poll.UntilAsync(() => events.Received.Count == requests, Timeout, "every request's event");
         await Task.WhenAll(first.StopAsync(), second.StopAsync());
@@ -239,12 +239,12 @@ public sealed class DispatchTests
         // The reclaimer looks the batch up only once its call can no longer commit: 2 s + 0.2 s after the reclaim here.
         KeyValuePair<string, string?>[] settle = [new("Gong:AttemptTimeout", "00:00:02"), new("Gong:ReconcileDelay", "00:00:00.200")];
 
-        using var doomed = BuildWorker(viaProxy, vhost, gong, settings: [lease, .. settle, new("Dispatch:ReplicaName", "doomed")], shutdownTimeout: TimeSpan.FromSeconds(2));
+        using var doomed = BuildWorker(output, viaProxy, vhost, gong, settings: [lease, .. settle, new("Dispatch:ReplicaName", "doomed")], shutdownTimeout: TimeSpan.FromSeconds(2));
         await doomed.StartAsync();
         await sentByDoomed.Task.WaitAsync(Timeout);
         proxy.Cut();
 
-        using var survivor = BuildWorker(database.ConnectionString, vhost, gong, settings: [lease, .. settle, new("Dispatch:ReplicaName", "survivor")]);
+        using var survivor = BuildWorker(output, database.ConnectionString, vhost, gong, settings: [lease, .. settle, new("Dispatch:ReplicaName", "survivor")]);
         await survivor.StartAsync();
         await Poll.UntilAsync(() => events.For("doomed") is not null, Timeout, "the reconciled request's event");
 

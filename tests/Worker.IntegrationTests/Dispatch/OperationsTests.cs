@@ -11,7 +11,7 @@ using static Worker.IntegrationTests.Dispatch.DispatchHarness;
 
 namespace Worker.IntegrationTests.Dispatch;
 
-public sealed class OperationsTests
+public sealed class OperationsTests(ITestOutputHelper output)
 {
     private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(60);
 
@@ -30,7 +30,7 @@ public sealed class OperationsTests
             await Task.Delay(System.Threading.Timeout.InfiniteTimeSpan, ct);
         };
         await SeedRequestAsync(database, "stopped", "9", "owner@example.com", Ids("s", 10), DateTimeOffset.UtcNow - TimeSpan.FromSeconds(5));
-        using var host = BuildWorker(database.ConnectionString, vhost, gong, shutdownTimeout: TimeSpan.FromSeconds(4));
+        using var host = BuildWorker(output, database.ConnectionString, vhost, gong, shutdownTimeout: TimeSpan.FromSeconds(4));
         await host.StartAsync();
         await inCall.Task.WaitAsync(Timeout);
         await host.StopAsync();
@@ -82,6 +82,7 @@ public sealed class OperationsTests
         var clock = new FakeTimeProvider(now);
         using var host = Microsoft.Extensions.Hosting.Host.CreateApplicationBuilder().Also(b =>
         {
+            b.Logging.UseTestLog(new TestLog(output.WriteLine));
             b.Configuration["ConnectionStrings:Postgres"] = database.ConnectionString;
             b.Configuration["Retention:ChunkSize"] = "1";
             b.Services.AddSingleton<TimeProvider>(clock);

@@ -5,7 +5,7 @@ using static Worker.IntegrationTests.Dispatch.DispatchHarness;
 
 namespace Worker.IntegrationTests.Dispatch;
 
-public sealed class RelayShutdownTests
+public sealed class RelayShutdownTests(ITestOutputHelper output)
 {
     private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(60);
 
@@ -21,7 +21,7 @@ public sealed class RelayShutdownTests
         IEnumerable<KeyValuePair<string, string?>> settings =
             [new("Relay:PublishTimeout", "00:01:00"), new("Relay:FlushTimeout", "00:00:01"), new("Dispatch:MaxBatchDelay", "00:00:00")];
 
-        using (var host = BuildWorker(database.ConnectionString, vhost, gong, rabbitPort: broker.Port, settings: settings))
+        using (var host = BuildWorker(output, database.ConnectionString, vhost, gong, rabbitPort: broker.Port, settings: settings))
         {
             await host.StartAsync();
             await SeedRequestAsync(database, "before", "7", "owner@example.com", ["x"], DateTimeOffset.UtcNow);
@@ -52,7 +52,7 @@ public sealed class RelayShutdownTests
         }
 
         broker.Restore();
-        using (var next = BuildWorker(database.ConnectionString, vhost, gong, rabbitPort: broker.Port))
+        using (var next = BuildWorker(output, database.ConnectionString, vhost, gong, rabbitPort: broker.Port))
         {
             await next.StartAsync();
             await Poll.UntilAsync(() => events.For("during") is not null, Timeout, "the event published by the next replica");

@@ -5,7 +5,7 @@ using static Worker.IntegrationTests.Dispatch.DispatchHarness;
 
 namespace Worker.IntegrationTests.Dispatch;
 
-public sealed class RelayTests
+public sealed class RelayTests(ITestOutputHelper output)
 {
     private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(90);
 
@@ -19,7 +19,7 @@ public sealed class RelayTests
         await using var broker = new TcpProxy(vhost.Host, vhost.Port);
         await using var gong = await StartGongAsync();
 
-        using var host = BuildWorker(database.ConnectionString, vhost, gong, rabbitPort: broker.Port,
+        using var host = BuildWorker(output, database.ConnectionString, vhost, gong, rabbitPort: broker.Port,
             settings: [new("Relay:PublishTimeout", "00:00:01"), new("Dispatch:MaxBatchDelay", "00:00:00")]);
         await host.StartAsync();
 

@@ -7,6 +7,7 @@ using NpgsqlTypes;
 using Worker.Contracts;
 using Worker.Host.Dispatch;
 using Worker.Host.Ingest;
+using Worker.Host.Persistence;
 
 namespace Worker.Host.Operations.Redrive;
 
@@ -67,14 +68,10 @@ public sealed class Redriver(NpgsqlDataSource dataSource, IngestWriter writer, I
             ORDER BY r.request_id, p.status, p.error_code
             """);
         AddSelection(command, selection);
-        var counts = new List<RedriveCount>();
         await using var reader = await command.ExecuteReaderAsync(cancellationToken).ConfigureAwait(false);
-        while (await reader.ReadAsync(cancellationToken).ConfigureAwait(false))
-        {
-            counts.Add(new RedriveCount(reader.GetString(0), reader.GetString(1), reader.GetString(2), reader.IsDBNull(3) ? null : reader.GetString(3), reader.GetInt32(4)));
-        }
-
-        return counts;
+        return await reader.ReadAllAsync(
+            row => new RedriveCount(row.GetString(0), row.GetString(1), row.GetString(2), row.IsDBNull(3) ? null : row.GetString(3), row.GetInt32(4)),
+            cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>Marks the selected rows and stores their re-drive requests (see the remarks); returns the requests stored.</summary>
