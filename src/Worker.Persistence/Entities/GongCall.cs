@@ -1,3 +1,7 @@
+using System.ComponentModel.DataAnnotations;
+using System.ComponentModel.DataAnnotations.Schema;
+using Microsoft.EntityFrameworkCore;
+
 namespace Worker.Persistence.Entities;
 
 /// <summary>One row per HTTP call to Gong (<c>gong_calls</c>): the audit of quota use and batch fill.</summary>
