@@ -1,5 +1,4 @@
 using Microsoft.EntityFrameworkCore;
-using Worker.Contracts;
 using Worker.Persistence.Entities;
 
 namespace Worker.Persistence;
@@ -40,17 +39,7 @@ public sealed class WorkerDbContext(DbContextOptions<WorkerDbContext> options) :
     /// <summary>The credentials pause shared by every replica (one row).</summary>
     public DbSet<GongCredentialsPause> GongCredentialsPauses => Set<GongCredentialsPause>();
 
-    /// <summary>Enums are stored as their names (text), each enum type with one column width.</summary>
-    protected override void ConfigureConventions(ModelConfigurationBuilder configurationBuilder)
-    {
-        ArgumentNullException.ThrowIfNull(configurationBuilder);
-        configurationBuilder.Properties<RequestStatus>().HaveConversion<string>().HaveMaxLength(32);
-        configurationBuilder.Properties<ProspectAssignmentStatus>().HaveConversion<string>().HaveMaxLength(16);
-        configurationBuilder.Properties<ProspectPriority>().HaveConversion<string>().HaveMaxLength(8);
-        configurationBuilder.Properties<GongCallOutcomeClass>().HaveConversion<string>().HaveMaxLength(32);
-    }
-
-    /// <summary>The schema is on the entities' attributes; <c>Configurations/</c> holds what attributes cannot say.</summary>
+    /// <inheritdoc />
     protected override void OnModelCreating(ModelBuilder modelBuilder)
     {
         ArgumentNullException.ThrowIfNull(modelBuilder);

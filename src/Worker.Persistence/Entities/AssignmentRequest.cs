@@ -1,6 +1,3 @@
-using System.ComponentModel.DataAnnotations;
-using System.ComponentModel.DataAnnotations.Schema;
-using Microsoft.EntityFrameworkCore;
 using Worker.Contracts;
 
 namespace Worker.Persistence.Entities;
@@ -9,30 +6,21 @@ namespace Worker.Persistence.Entities;
 /// One row per publisher requestId (table <c>assignment_requests</c>). The unique index on
 /// <see cref="RequestId"/> is what makes ingest idempotent when two consumers receive duplicates at once.
 /// </summary>
-[Table("assignment_requests")]
-// The idempotency guarantee: concurrent duplicates collide on this index, not in a check-then-insert.
-[Index(nameof(RequestId), IsUnique = true)]
-[Index(nameof(ReceivedAt))]
-[Index(nameof(Status), nameof(CompletedAt))]
 public sealed class AssignmentRequest
 {
     /// <summary>Surrogate key.</summary>
     public long Id { get; set; }
 
     /// <summary>The publisher's idempotency key (1–128 printable characters; a rejected request may carry a truncated form).</summary>
-    [MaxLength(256)]
     public required string RequestId { get; set; }
 
     /// <summary>Gong flow id as received (digits only when valid).</summary>
-    [MaxLength(256)]
     public required string FlowId { get; set; }
 
     /// <summary>Owner email, trimmed, original case (shown in events).</summary>
-    [MaxLength(512)]
     public required string OwnerEmail { get; set; }
 
     /// <summary>Owner email, trimmed and lower-cased: the grouping key with <see cref="FlowId"/>.</summary>
-    [MaxLength(512)]
     public required string OwnerEmailNormalized { get; set; }
 
     /// <summary>Null while prospects are outstanding; the final status once every prospect has an outcome.</summary>
@@ -61,7 +49,6 @@ public sealed class AssignmentRequest
     public int RejectedCount { get; set; }
 
     /// <summary>SHA-256 (hex, 64 chars) of the canonical request content: same requestId + different hash is refused.</summary>
-    [MaxLength(64)]
     public required string ContentHash { get; set; }
 
     /// <summary>For a Rejected request: every validation problem, one per line (field, value shape, limit).</summary>
@@ -77,7 +64,6 @@ public sealed class AssignmentRequest
     /// For a re-drive (requestId <c>redrive:&lt;generation&gt;:&lt;hash&gt;</c>, made by the <c>redrive</c> subcommand): the
     /// requestId of the request whose Failed / NotAssigned prospects it sends again; null for a publisher's request.
     /// </summary>
-    [MaxLength(256)]
     public string? RedriveOfRequestId { get; set; }
 
     /// <summary>The request's prospect rows.</summary>

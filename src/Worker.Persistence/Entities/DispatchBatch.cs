@@ -1,7 +1,3 @@
-using System.ComponentModel.DataAnnotations;
-using System.ComponentModel.DataAnnotations.Schema;
-using Microsoft.EntityFrameworkCore;
-
 namespace Worker.Persistence.Entities;
 
 /// <summary>
@@ -9,22 +5,15 @@ namespace Worker.Persistence.Entities;
 /// The lease says until when the claiming replica owns it; an expired lease is reclaimed by any replica
 /// and treated as outcome unknown (reconcile before resending).
 /// </summary>
-[Table("dispatch_batches")]
-// Batches per lane over a recent window: the ops views' throughput per priority.
-[Index(nameof(ClaimedAt), nameof(Priority))]
-// "When was this group last served": the dispatcher's fair turns across replicas.
-[Index(nameof(FlowId), nameof(OwnerEmail), nameof(ClaimedAt))]
 public sealed class DispatchBatch
 {
     /// <summary>Batch id (also on the prospect rows and gong_calls).</summary>
     public Guid Id { get; set; }
 
     /// <summary>Gong flow id.</summary>
-    [MaxLength(256)]
     public required string FlowId { get; set; }
 
     /// <summary>Owner email, lower-cased.</summary>
-    [MaxLength(512)]
     public required string OwnerEmail { get; set; }
 
     /// <summary>Unique prospect ids in the batch (≤ MaxBatchSize).</summary>
@@ -35,7 +24,6 @@ public sealed class DispatchBatch
     public ProspectPriority Priority { get; set; } = ProspectPriority.Normal;
 
     /// <summary>Replica (pod name / host) holding the lease.</summary>
-    [MaxLength(256)]
     public required string ClaimedBy { get; set; }
 
     /// <summary>When the batch was claimed (UTC).</summary>

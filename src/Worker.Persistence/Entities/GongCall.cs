@@ -1,14 +1,6 @@
-using System.ComponentModel.DataAnnotations;
-using System.ComponentModel.DataAnnotations.Schema;
-using Microsoft.EntityFrameworkCore;
-
 namespace Worker.Persistence.Entities;
 
 /// <summary>One row per HTTP call to Gong (<c>gong_calls</c>): the audit of quota use and batch fill.</summary>
-[Table("gong_calls")]
-[Index(nameof(StartedAt))]
-[Index(nameof(BatchId))]
-[Index(nameof(BatchId), nameof(CallId), IsUnique = true)]
 public sealed class GongCall
 {
     /// <summary>Surrogate key.</summary>
@@ -23,15 +15,12 @@ public sealed class GongCall
     public Guid? CallId { get; set; }
 
     /// <summary>"assign" (POST /v2/flows/prospects/assign) or "lookup" (POST /v2/flows/prospects).</summary>
-    [MaxLength(16)]
     public required string Endpoint { get; set; }
 
     /// <summary>Gong flow id of the group.</summary>
-    [MaxLength(256)]
     public required string FlowId { get; set; }
 
     /// <summary>Owner email of the group, lower-cased.</summary>
-    [MaxLength(512)]
     public required string OwnerEmail { get; set; }
 
     /// <summary>Prospect ids sent in this call (≤ MaxBatchSize).</summary>

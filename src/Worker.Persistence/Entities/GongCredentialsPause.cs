@@ -1,6 +1,3 @@
-using System.ComponentModel.DataAnnotations;
-using System.ComponentModel.DataAnnotations.Schema;
-
 namespace Worker.Persistence.Entities;
 
 /// <summary>
@@ -9,18 +6,15 @@ namespace Worker.Persistence.Entities;
 /// first such answer move <see cref="NextProbeAt"/>, so probes of several replicas at once are one step), cleared by the
 /// next call Gong accepts. Concurrent 401s of one outage therefore cost one step of backoff, not one each.
 /// </summary>
-[Table("gong_credentials_pause")]
 public sealed class GongCredentialsPause
 {
     /// <summary>Always 1.</summary>
-    [DatabaseGenerated(DatabaseGeneratedOption.None)]
     public int Id { get; set; }
 
     /// <summary>When the pause began (UTC); null while Gong accepts the credentials.</summary>
     public DateTimeOffset? PausedSince { get; set; }
 
     /// <summary>Gong's reason for the 401 (never a secret; at most 512 characters).</summary>
-    [MaxLength(512)]
     public string? Reason { get; set; }
 
     /// <summary>Probes Gong refused during this pause (each doubles the next wait, up to the cap).</summary>

@@ -1,15 +1,9 @@
-using System.ComponentModel.DataAnnotations;
-using System.ComponentModel.DataAnnotations.Schema;
-using Microsoft.EntityFrameworkCore;
-
 namespace Worker.Persistence.Entities;
 
 /// <summary>
 /// A result event waiting to be published (<c>outbox_messages</c>). Written in the same transaction as the
 /// outcomes that complete a request; the relay publishes it with <see cref="Id"/> as the MessageId.
 /// </summary>
-[Table("outbox_messages")]
-[Index(nameof(AssignmentRequestId))]
 public sealed class OutboxMessage
 {
     /// <summary>Row id and the published MessageId (consumers de-duplicate on it).</summary>
@@ -19,11 +13,9 @@ public sealed class OutboxMessage
     public long? AssignmentRequestId { get; set; }
 
     /// <summary>Full .NET type name of the message, e.g. <c>Worker.Contracts.FlowAssignmentCompleted</c>.</summary>
-    [MaxLength(256)]
     public required string MessageType { get; set; }
 
     /// <summary>The message serialized as camelCase JSON (jsonb).</summary>
-    [Column(TypeName = "jsonb")]
     public required string Payload { get; set; }
 
     /// <summary>When the row was written (UTC).</summary>

@@ -1,16 +1,8 @@
-using System.ComponentModel.DataAnnotations;
-using System.ComponentModel.DataAnnotations.Schema;
-using Microsoft.EntityFrameworkCore;
-
 namespace Worker.Persistence.Entities;
 
 /// <summary>
 /// The results table ops watch (<c>prospect_assignments</c>): one row per (request, unique CRM prospect id).
 /// </summary>
-[Table("prospect_assignments")]
-[Index(nameof(AssignmentRequestId), nameof(CrmProspectId), IsUnique = true)]
-[Index(nameof(CrmProspectId))]
-[Index(nameof(Status), nameof(UpdatedAt))]
 public sealed class ProspectAssignment
 {
     /// <summary>Surrogate key.</summary>
@@ -23,15 +15,12 @@ public sealed class ProspectAssignment
     public AssignmentRequest? AssignmentRequest { get; set; }
 
     /// <summary>CRM id as received (1–255 characters when valid).</summary>
-    [MaxLength(512)]
     public required string CrmProspectId { get; set; }
 
     /// <summary>Gong flow id (denormalised from the request: the grouping key).</summary>
-    [MaxLength(256)]
     public required string FlowId { get; set; }
 
     /// <summary>Owner email, trimmed and lower-cased (denormalised: the grouping key).</summary>
-    [MaxLength(512)]
     public required string OwnerEmail { get; set; }
 
     /// <summary>Current state.</summary>
@@ -48,7 +37,6 @@ public sealed class ProspectAssignment
     public string? FlowInstanceStatus { get; set; }
 
     /// <summary>Gong errorCode or the worker's error code.</summary>
-    [MaxLength(64)]
     public string? ErrorCode { get; set; }
 
     /// <summary>Gong's message or the worker's reason.</summary>
@@ -79,7 +67,6 @@ public sealed class ProspectAssignment
     /// The requestId of the re-drive that sends this (final, Failed or NotAssigned) prospect again, or null. Set once: a row
     /// already re-driven is never selected again, so repeating a re-drive adds nothing.
     /// </summary>
-    [MaxLength(256)]
     public string? RedrivenByRequestId { get; set; }
 
     /// <summary>When the row was stored (UTC).</summary>

@@ -1,17 +1,12 @@
-using System.ComponentModel.DataAnnotations;
-using System.ComponentModel.DataAnnotations.Schema;
-
 namespace Worker.Persistence.Entities;
 
 /// <summary>
 /// The single row (<c>rate_gate</c>, id 1) every replica updates atomically to take a Gong call slot:
 /// Gong's limit (3 calls/s, 10,000/day by default) is per company, so the gate is shared.
 /// </summary>
-[Table("rate_gate")]
 public sealed class RateGate
 {
     /// <summary>Always 1.</summary>
-    [DatabaseGenerated(DatabaseGeneratedOption.None)]
     public int Id { get; set; }
 
     /// <summary>Earliest start time (UTC) of the next call.</summary>
@@ -21,7 +16,6 @@ public sealed class RateGate
     public DateTimeOffset? BlockedUntil { get; set; }
 
     /// <summary>Why the gate is blocked (e.g. "429 Retry-After 2s").</summary>
-    [MaxLength(512)]
     public string? BlockedReason { get; set; }
 
     /// <summary>The UTC day <see cref="DayCallCount"/> counts.</summary>
@@ -32,7 +26,6 @@ public sealed class RateGate
 
     /// <summary>Latest arrival times at Gong (UTC) of the most recent calls (slot plus that call's margin), in slot
     /// order, for the sliding one-second window.</summary>
-    [Column(TypeName = "timestamptz[]")]
     public List<DateTimeOffset> RecentStarts { get; set; } = [];
 
     /// <summary>Calls per second the gate allows now, below the configured RequestsPerSecond after a 429 it did not
@@ -41,7 +34,6 @@ public sealed class RateGate
 
     /// <summary>Why the allowed rate is what it is: <c>configured</c>, <c>throttled</c> (a 429 cut it) or
     /// <c>climbing</c> (back up after a clean period).</summary>
-    [MaxLength(64)]
     public string? RateReason { get; set; }
 
     /// <summary>When the allowed rate last changed (UTC).</summary>
@@ -58,7 +50,6 @@ public sealed class RateGate
     public DateTimeOffset? BatchLimitLearnedAt { get; set; }
 
     /// <summary>How it was learned (Gong's message, or the bisection that proved it).</summary>
-    [MaxLength(512)]
     public string? BatchLimitReason { get; set; }
 
     /// <summary>The configured MaxBatchSize when the limit was learned: another configured size forgets it.</summary>

@@ -1,15 +1,9 @@
-using System.ComponentModel.DataAnnotations;
-using System.ComponentModel.DataAnnotations.Schema;
-using Microsoft.EntityFrameworkCore;
-
 namespace Worker.Persistence.Entities;
 
 /// <summary>
 /// An operator lifting the rate gate's block by hand (<c>gate open --reason …</c>), kept for audit
 /// (<c>rate_gate_openings</c>): who, when, why, and the block that was lifted.
 /// </summary>
-[Table("rate_gate_openings")]
-[Index(nameof(OpenedAt))]
 public sealed class RateGateOpening
 {
     /// <summary>Surrogate key.</summary>
@@ -19,17 +13,14 @@ public sealed class RateGateOpening
     public DateTimeOffset OpenedAt { get; set; }
 
     /// <summary>Who lifted it (the <c>--by</c> option, else the operating-system user and host; at most 256 characters).</summary>
-    [MaxLength(256)]
     public required string OpenedBy { get; set; }
 
     /// <summary>Why (the <c>--reason</c> option; at most 1,000 characters).</summary>
-    [MaxLength(1000)]
     public required string Reason { get; set; }
 
     /// <summary>The <c>blocked_until</c> that was lifted (UTC), or null when the gate was open.</summary>
     public DateTimeOffset? BlockedUntil { get; set; }
 
     /// <summary>The <c>blocked_reason</c> that was lifted.</summary>
-    [MaxLength(512)]
     public string? BlockedReason { get; set; }
 }
