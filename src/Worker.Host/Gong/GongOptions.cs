@@ -49,12 +49,13 @@ public sealed class GongOptions
     [Range(0, 100_000_000, ErrorMessage = "Gong:DailyReserveForHigh (Gong__DailyReserveForHigh) must be 0–100000000.")]
     public int DailyReserveForHigh { get; set; } = 500;
 
-    /// <summary>Base slack of the one-second window (default 20 ms; 0–1 s): every call is recorded in the gate as
+    /// <summary>Base slack of the one-second window (default 10 ms; 0–1 s): every call is recorded in the gate as
     /// arriving up to this much plus the learned network jitter after its slot, and the next call that would complete a
-    /// window of <see cref="RequestsPerSecond"/> + 1 waits until one second after that. A caller that starts more than
-    /// half of it after its slot gives the slot up, so local scheduling delays stay inside it.</summary>
+    /// window of <see cref="RequestsPerSecond"/> + 1 waits until one second after that. A caller may start up to half of
+    /// it after its slot (the other half covers the clock offset between replicas); later, it moves the slot to now
+    /// while no later slot depends on it, else gives the slot up, so local scheduling delays stay inside it.</summary>
     [Range(typeof(TimeSpan), "00:00:00", "00:00:01", ErrorMessage = "Gong:RateWindowMargin (Gong__RateWindowMargin) must be 00:00:00–00:00:01.")]
-    public TimeSpan RateWindowMargin { get; set; } = TimeSpan.FromMilliseconds(20);
+    public TimeSpan RateWindowMargin { get; set; } = TimeSpan.FromMilliseconds(10);
 
     /// <summary>Jitter allowance added to <see cref="RateWindowMargin"/> until this replica has measured enough warm
     /// round trips to learn the network's jitter (default 100 ms; 0–1 s).</summary>

@@ -208,7 +208,7 @@ internal sealed class PostgresRateGate
 
         Interlocked.Increment(ref slotsReclaimed);
         var local = clock.ToLocal(now);
-        return slot with { At = local, StartNoLaterThan = local + (options.Value.RateWindowMargin / 2), ScheduledAt = now };
+        return slot with { At = local, StartNoLaterThan = local + (options.Value.RateWindowMargin / 2), ScheduledAt = now, MovedBy = slot.MovedBy + (now - slot.ScheduledAt) };
     }
 
     /// <summary>Blocks the gate for every replica until <paramref name="until"/> (never shortens an existing block) and

@@ -26,7 +26,8 @@ public sealed class GatePacingTests
     public void The_margin_starts_with_the_initial_allowance_then_follows_the_measured_jitter()
     {
         var pacing = new RateGatePacing(Options.Create(new GongOptions()));
-        Assert.Equal(TimeSpan.FromMilliseconds(120), pacing.Margin);
+        var b = new GongOptions().RateWindowMargin.TotalMilliseconds;
+        Assert.Equal(TimeSpan.FromMilliseconds(b + 100), pacing.Margin);
         Assert.Equal("initial", pacing.MarginSource);
 
         // Round trips of 10–90 ms (jitter up to 80 ms); a cold one (handshake) is kept apart.
@@ -37,7 +38,7 @@ public sealed class GatePacingTests
         }
 
         Assert.Equal("learned", pacing.MarginSource);
-        Assert.InRange(pacing.Margin.TotalMilliseconds, 20 + 74, 20 + 80);
+        Assert.InRange(pacing.Margin.TotalMilliseconds, b + 74, b + 80);
         Assert.InRange((pacing.MarginForCall(warm: false) - pacing.Margin).TotalMilliseconds, 300, 2000);
 
         // Quiet network: the allowance shrinks to the measured spread, so the gate gets close to R / (1 + J).
@@ -46,7 +47,33 @@ public sealed class GatePacingTests
             pacing.RecordWarmUp(TimeSpan.FromMilliseconds(10 + (i % 3)), newConnection: false, answered: true);
         }
 
-        Assert.InRange(pacing.Margin.TotalMilliseconds, 20, 23);
+        Assert.InRange(pacing.Margin.TotalMilliseconds, b, b + 3);
+    }
+
+    [Fact]
+    public void A_young_process_keeps_a_floor_that_falls_from_the_initial_allowance_to_the_learned_one_over_8_calls()
+    {
+        var pacing = new RateGatePacing(Options.Create(new GongOptions()));
+        var b = new GongOptions().RateWindowMargin.TotalMilliseconds;
+
+        // A learning burst on a quiet network: 24 round trips of 10–12 ms, none followed by a call.
+        for (var i = 0; i < 24; i++)
+        {
+            pacing.RecordWarmUp(TimeSpan.FromMilliseconds(10 + (i % 3)), newConnection: false, answered: true, burst: true);
+        }
+
+        Assert.Equal("learned", pacing.MarginSource);
+        Assert.Equal(b + 100, pacing.Margin.TotalMilliseconds, 3);
+        var margins = new List<double>();
+        for (var call = 1; call <= 8; call++)
+        {
+            pacing.RecordWarmUp(TimeSpan.FromMilliseconds(11), newConnection: false, answered: true);
+            margins.Add(pacing.Margin.TotalMilliseconds);
+        }
+
+        Assert.Equal(b + 100 - 12.5, margins[0], 3);
+        Assert.True(margins.Zip(margins.Skip(1)).All(m => m.Second <= m.First), string.Join(", ", margins));
+        Assert.InRange(margins[^1], b, b + 3);
     }
 
     [Fact]
