@@ -32,6 +32,10 @@ public sealed class TcpProxy : IAsyncDisposable
     /// <summary>The local port to connect to.</summary>
     public int Port { get; }
 
+    /// <summary>Time each new connection waits before the proxy connects it upstream (a slow connect: TLS, a far
+    /// proxy); zero by default. Set before the connections it should slow.</summary>
+    public TimeSpan ConnectDelay { get; set; }
+
     /// <summary>Connections closed at once because the proxy was cut (a signal that the client tried while cut).</summary>
     public int RefusedConnections => Volatile.Read(ref refused);
 
@@ -114,6 +118,11 @@ public sealed class TcpProxy : IAsyncDisposable
         var upstream = new TcpClient();
         try
         {
+            if (ConnectDelay > TimeSpan.Zero)
+            {
+                await Task.Delay(ConnectDelay, stopping.Token).ConfigureAwait(false);
+            }
+
             await upstream.ConnectAsync(targetHost, targetPort, stopping.Token).ConfigureAwait(false);
         }
         catch (Exception ex) when (ex is SocketException or OperationCanceledException)

@@ -9,6 +9,7 @@ namespace Worker.Host.Gong;
 /// <param name="ScheduledAt">The slot on the gate's own clock (the database's by default), as stored in the schedule.</param>
 /// <param name="Margin">The margin the call is recorded with (its latest arrival is ScheduledAt + Margin).</param>
 /// <param name="MovedBy">How much later than taken the slot is, after a late caller moved it
-/// (<see cref="PostgresRateGate.ReclaimAsync"/>); zero when it was not moved. A moved slot is that much closer to the
-/// slot after it than the spacing of 1 s / allowed rate (the one-second window still holds).</param>
+/// (<see cref="PostgresRateGate.ReclaimAsync"/>: at most <see cref="PostgresRateGate.MaxMove"/>); zero when it was
+/// not moved. A moved slot is that much closer to the slot taken after it than the spacing of 1 s / allowed rate (the
+/// one-second window still holds).</param>
 internal sealed record GateSlot(bool Taken, DateTimeOffset At, string? Reason, TimeSpan Waited, DateTimeOffset StartNoLaterThan, DateTimeOffset ScheduledAt, TimeSpan Margin, TimeSpan MovedBy = default);

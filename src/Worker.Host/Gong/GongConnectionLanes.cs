@@ -16,7 +16,9 @@ namespace Worker.Host.Gong;
 /// <list type="bullet">
 /// <item>a call's latest start (<see cref="SendNoLaterThanKey"/>, its rate-gate slot plus half the base margin) is
 /// checked just before the request is handed to the connection, after the whole HTTP pipeline ran: a caller delayed
-/// anywhere on the way (a GC pause, a descheduled thread) sends nothing (<see cref="GongLateForSlotException"/>);</item>
+/// anywhere on the way (a GC pause, a descheduled thread) sends nothing (<see cref="GongLateForSlotException"/>), nor
+/// does a call while a 429 answered on any lane of this process is held here (its Retry-After, at most 1 s): the
+/// caller read the shared block before that 429 was stored;</item>
 /// <item>a warm-up's round trip is measured from the hand-off to the response headers, without the pipeline's own
 /// time, and taught to <see cref="RateGatePacing"/>. Until the pacing has measured <see cref="LearningSamples"/> warm
 /// round trips, a warm-up first sends up to <see cref="LearningBurst"/> more uncounted <c>HEAD</c>s on its connection,
@@ -45,8 +47,12 @@ internal sealed class GongConnectionLanes(IOptions<GongOptions> options, TimePro
     /// start fails with it, unsent).</summary>
     private static readonly HttpRequestOptionsKey<Exception> FailedAttemptKey = new("Worker.Gong.FailedAttempt");
 
+    /// <summary>Longest a 429 holds this process's calls at the lane (the shared block in Postgres holds them after).</summary>
+    private static readonly TimeSpan LocalHold = TimeSpan.FromSeconds(1);
+
     private readonly Lock sync = new();
     private readonly Stack<GongLane> free = new();
+    private long heldUntilTicks;
     private readonly List<GongLane> all = [];
     private readonly Lazy<SocketsHttpHandler> unlaned = new(() => CreateHandler(null, time));
 
@@ -86,7 +92,16 @@ internal sealed class GongConnectionLanes(IOptions<GongOptions> options, TimePro
             return lane.SendAsync(request, cancellationToken);
         }
 
-        if (time.GetUtcNow() is var now && now > deadline)
+        if (time.GetUtcNow() is var now && now < new DateTimeOffset(Interlocked.Read(ref heldUntilTicks), TimeSpan.Zero))
+        {
+            // A 429 answered on another lane of this process since this call's slot was checked: its block may not
+            // be stored yet, so this call would arrive inside Gong's refusal. Nothing is sent; the caller's slot is
+            // moved or given up like a late one, and the shared block then holds it.
+            return Task.FromException<HttpResponseMessage>(new GongLateForSlotException(
+                "a 429 was answered in this process after this call's slot was checked; nothing was sent"));
+        }
+
+        if (now > deadline)
         {
             // A retry of an attempt whose connection failed (the pipeline resends the same request) that comes after the
             // latest start is not sent either: it fails as that attempt did, so the call ends as that failure (nothing
@@ -99,17 +114,37 @@ internal sealed class GongConnectionLanes(IOptions<GongOptions> options, TimePro
         return SendRememberingFailureAsync(lane, request, cancellationToken);
     }
 
-    private static async Task<HttpResponseMessage> SendRememberingFailureAsync(GongLane lane, HttpRequestMessage request, CancellationToken cancellationToken)
+    private async Task<HttpResponseMessage> SendRememberingFailureAsync(GongLane lane, HttpRequestMessage request, CancellationToken cancellationToken)
     {
         try
         {
-            return await lane.SendAsync(request, cancellationToken).ConfigureAwait(false);
+            var response = await lane.SendAsync(request, cancellationToken).ConfigureAwait(false);
+            if (response.StatusCode == System.Net.HttpStatusCode.TooManyRequests)
+            {
+                Hold(response);
+            }
+
+            return response;
         }
         catch (HttpRequestException ex)
         {
             request.Options.Set(FailedAttemptKey, ex);
             throw;
         }
+    }
+
+    /// <summary>After a 429: no call of this process goes on the wire until its Retry-After, at most
+    /// <see cref="LocalHold"/>, by which time the shared block is stored and every caller has read it.</summary>
+    private void Hold(HttpResponseMessage response)
+    {
+        var now = time.GetUtcNow();
+        var until = RetryAfter.Until(response.Headers, now) is { } retry && retry < now + LocalHold ? retry : now + LocalHold;
+        long current;
+        do
+        {
+            current = Interlocked.Read(ref heldUntilTicks);
+        }
+        while (until.UtcTicks > current && Interlocked.CompareExchange(ref heldUntilTicks, until.UtcTicks, current) != current);
     }
 
     /// <summary>Sends a warm-up on its lane, preceded by a learning burst while few round trips are known, and teaches

@@ -13,8 +13,8 @@ namespace Worker.Host.Gong;
 /// records the warm-up round trips in <see cref="RateGatePacing"/> and this caller reads the margin for its call from
 /// <see cref="RateGatePacing.MarginForCall"/>;</item>
 /// <item>takes a slot from the shared <see cref="PostgresRateGate"/>; a caller too late for its slot sends nothing and
-/// moves the slot to now when no later slot depends on it yet (<see cref="PostgresRateGate.ReclaimAsync"/>), else
-/// refunds the slot and queues again;</item>
+/// moves the slot shortly ahead when no later slot depends on it yet (<see cref="PostgresRateGate.ReclaimAsync"/>),
+/// else gives the slot up (<see cref="PostgresRateGate.GiveUpAsync"/>: counted and refunded) and queues again;</item>
 /// <item>records the call (<see cref="GongCallRecorder"/>);</item>
 /// <item>429: blocks the gate for every replica until Retry-After (seconds or HTTP date; without it
 /// <see cref="TooManyRequestsBackoff"/>), clamped to <c>MaxRetryAfter</c>, plus <c>RetryAfterMargin</c>; any other
@@ -108,7 +108,7 @@ internal sealed partial class GongGatedCaller(
 
             try
             {
-                await gate.RefundAsync(slot.At, cancellationToken).ConfigureAwait(false);
+                await gate.GiveUpAsync(slot, cancellationToken).ConfigureAwait(false);
             }
             catch (Exception ex) when (ex is NpgsqlException or TimeoutException or OperationCanceledException)
             {
@@ -125,6 +125,10 @@ internal sealed partial class GongGatedCaller(
         try
         {
             return await gate.ReclaimAsync(slot, cancellationToken).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            return null;
         }
         catch (Exception ex) when (ex is NpgsqlException or TimeoutException or OperationCanceledException)
         {

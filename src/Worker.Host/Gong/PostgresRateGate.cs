@@ -31,8 +31,8 @@ namespace Worker.Host.Gong;
 /// see, so another client of the company spends part of the quota) multiplies it by <c>RateDecreaseFactor</c> (once
 /// per 2 s, however many calls were in flight); each <c>RateIncreaseInterval</c> without one adds
 /// <c>RateIncreaseStep</c>, up to <c>RequestsPerSecond</c>. A caller that starts more than half the base margin after
-/// its slot moves it to now while no later slot depends on it (<see cref="ReclaimAsync"/>), else gives it up and takes
-/// a new one. A slot further away than <c>MaxGateWait</c> is not taken (the row is left
+/// its slot moves it shortly ahead while no later slot depends on it (<see cref="ReclaimAsync"/>: at most half a
+/// spacing after the slot first taken), else gives it up and takes a new one. A slot further away than <c>MaxGateWait</c> is not taken (the row is left
 /// as it was) and the caller is told when the gate opens, so a batch is never held for hours.
 /// </remarks>
 internal sealed class PostgresRateGate
@@ -45,6 +45,10 @@ internal sealed class PostgresRateGate
 
     /// <summary>The allowed rate climbs back after clean periods.</summary>
     public const string RateClimbing = "climbing";
+
+    /// <summary>What a moved slot leaves before the slot taken after it, at least: the next caller reads the 429 block
+    /// up to 40 ms before its slot, and a 429 answered to the moved call needs a few ms to be stored as the block.</summary>
+    private static readonly TimeSpan ReclaimClearance = TimeSpan.FromMilliseconds(60);
 
     private readonly IOptions<GongOptions> options;
     private readonly TimeProvider time;
@@ -170,45 +174,80 @@ internal sealed class PostgresRateGate
             var taken = new GateSlot(true, slot, null, time.GetElapsedTime(waitStarted), slot + lateTolerance, take.At, margin);
 
             // A caller that wakes late would arrive closer to the next slots than the window allows. Beyond half the
-            // base margin it moves its slot to now while no later slot depends on it; else it gives the slot up
-            // (keeping the window conservative, refunding the daily count) and queues again.
-            if (time.GetUtcNow() - slot > lateTolerance)
+            // base margin it moves its slot shortly ahead while no later slot depends on it (each move is later, and
+            // moves end MaxMove after the first slot); else it gives the slot up (keeping the window
+            // conservative, refunding the daily count) and queues again.
+            while (time.GetUtcNow() > taken.StartNoLaterThan)
             {
-                if (await ReclaimAsync(taken, cancellationToken).ConfigureAwait(false) is { } reclaimed)
+                if (await ReclaimAsync(taken, cancellationToken).ConfigureAwait(false) is not { } moved)
                 {
-                    return reclaimed with { Waited = time.GetElapsedTime(waitStarted) };
+                    await GiveUpAsync(taken, cancellationToken).ConfigureAwait(false);
+                    taken = null;
+                    break;
                 }
 
-                Interlocked.Increment(ref slotsGivenUp);
-                await RefundAsync(slot, cancellationToken).ConfigureAwait(false);
+                taken = moved;
+            }
+
+            if (taken is null)
+            {
                 continue;
             }
 
-            return taken;
+            return taken with { Waited = time.GetElapsedTime(waitStarted) };
         }
     }
 
     /// <summary>
-    /// For a caller late for <paramref name="slot"/> (it has not sent): moves the slot to now, when no slot taken since
-    /// depends on its arrival (the slot <c>RequestsPerSecond</c> places later is not taken yet) and no 429 block began,
-    /// so the lateness costs its own length instead of the slot. A normal or bulk caller takes a slot at most 0.8 s
-    /// ahead (<see cref="GatePriority.ReserveAhead"/>), so a caller up to about 0.2 s late can usually move.
+    /// For a caller late for <paramref name="slot"/> (it has not sent): moves the slot to shortly ahead of now (the
+    /// slowest recent gate read plus 3 ms, 8–40 ms) and waits until it, when no slot taken since depends on its arrival
+    /// (the slot <c>RequestsPerSecond</c> places later is not taken yet), the slot ends up at most <see cref="MaxMove"/>
+    /// after it was first taken (167 ms at 3 calls/s), no 429 block is in force and the UTC day stays the same. The lateness then costs its own length instead of the slot. A normal or bulk caller takes a slot at most
+    /// 0.8 s ahead (<see cref="GatePriority.ReserveAhead"/>), so the later slot is usually not taken yet.
     /// </summary>
-    /// <param name="slot">The slot taken (<see cref="GateSlot.Taken"/>).</param>
-    /// <param name="cancellationToken">Cancels the update.</param>
-    /// <returns>The moved slot (start it by <see cref="GateSlot.StartNoLaterThan"/>), or null: give the slot up.</returns>
+    /// <param name="slot">The slot taken or last moved (<see cref="GateSlot.Taken"/>).</param>
+    /// <param name="cancellationToken">Cancels the update and the wait.</param>
+    /// <returns>The moved slot, now come (start it by <see cref="GateSlot.StartNoLaterThan"/>), or null: give the slot
+    /// up (<see cref="GiveUpAsync"/>).</returns>
     /// <exception cref="NpgsqlException">Postgres unreachable.</exception>
+    /// <exception cref="OperationCanceledException">When <paramref name="cancellationToken"/> is cancelled.</exception>
     public async Task<GateSlot?> ReclaimAsync(GateSlot slot, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(slot);
-        if (await row.ReclaimAsync(slot.ScheduledAt, slot.Margin, cancellationToken).ConfigureAwait(false) is not { } now)
+        var o = options.Value;
+        var maxMove = MaxMove(o.RequestsPerSecond);
+        var first = slot.ScheduledAt - slot.MovedBy;
+        if (maxMove <= TimeSpan.Zero || await row.ReclaimAsync(slot.ScheduledAt, first, slot.Margin, clock.BlockCheckLead, maxMove, cancellationToken).ConfigureAwait(false) is not { } at)
         {
             return null;
         }
 
         Interlocked.Increment(ref slotsReclaimed);
-        var local = clock.ToLocal(now);
-        return slot with { At = local, StartNoLaterThan = local + (options.Value.RateWindowMargin / 2), ScheduledAt = now, MovedBy = slot.MovedBy + (now - slot.ScheduledAt) };
+        var local = clock.ToLocal(at);
+        await RateGateWaits.PreciseDelayUntilAsync(time, local, cancellationToken).ConfigureAwait(false);
+        return slot with { At = local, StartNoLaterThan = local + (o.RateWindowMargin / 2), ScheduledAt = at, MovedBy = at - first };
+    }
+
+    /// <summary>How far a late caller may move its slot after it was taken: half a spacing, and at most the spacing
+    /// less <see cref="ReclaimClearance"/> (zero from 16.7 calls/s up: no move).</summary>
+    /// <param name="requestsPerSecond">Gong:RequestsPerSecond (1–100).</param>
+    public static TimeSpan MaxMove(int requestsPerSecond)
+    {
+        var spacing = TimeSpan.FromSeconds(1.0 / Math.Max(1, requestsPerSecond));
+        var half = spacing / 2;
+        var clear = spacing - ReclaimClearance;
+        return half < clear ? half : clear;
+    }
+
+    /// <summary>Gives a slot up that its caller could neither use nor move: counts it
+    /// (<c>flow_assignment.rate_gate.slots_given_up</c>) and refunds its daily count on the day it was first taken (the
+    /// slot stays in the window: conservative).</summary>
+    /// <exception cref="NpgsqlException">Postgres unreachable.</exception>
+    public Task GiveUpAsync(GateSlot slot, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(slot);
+        Interlocked.Increment(ref slotsGivenUp);
+        return row.RefundAsync(slot.ScheduledAt - slot.MovedBy, cancellationToken);
     }
 
     /// <summary>Blocks the gate for every replica until <paramref name="until"/> (never shortens an existing block) and
@@ -245,12 +284,6 @@ internal sealed class PostgresRateGate
 
         return blocked is { } until && until > now ? clock.ToLocal(until) : null;
     }
-
-    /// <summary>Gives back the daily count of a slot (this process's clock) that was not used (the slot stays in the
-    /// window: conservative).</summary>
-    /// <exception cref="NpgsqlException">Postgres unreachable.</exception>
-    public Task RefundAsync(DateTimeOffset slot, CancellationToken cancellationToken) =>
-        row.RefundAsync(clock.ToGate(slot), cancellationToken);
 
     /// <summary>Before this process's first slot: a few clock reads, so the offset comes from a fast round trip.</summary>
     private async Task WarmClockAsync(CancellationToken cancellationToken)

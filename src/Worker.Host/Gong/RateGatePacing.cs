@@ -22,7 +22,7 @@ internal sealed class RateGatePacing(IOptions<GongOptions> options)
 {
     private const int SampleWindow = 64;
     private const int MinimumSamples = 12;
-    private const int YoungCalls = 8;
+    private const int YoungCalls = 16;
     // The slowest of the window, not a percentile: one call in twenty beyond the allowance is a self-caused 429 in a busy window.
     private const double Percentile = 1.0;
     private static readonly TimeSpan MinimumColdAllowance = TimeSpan.FromMilliseconds(300);
@@ -36,8 +36,8 @@ internal sealed class RateGatePacing(IOptions<GongOptions> options)
     private int callSamples;
 
     /// <summary>The margin a call on a warm connection is recorded with (base margin plus jitter allowance). While the
-    /// process is young (fewer than 8 warm-ups before calls measured, a burst's not counted), the allowance is at least
-    /// <c>InitialJitterAllowance</c> × (1 − calls / 8): a burst's round trips are taken within a few ms, so they miss
+    /// process is young (fewer than 16 warm-ups before calls measured, a burst's not counted), the allowance is at least
+    /// <c>InitialJitterAllowance</c> × (1 − calls / 16): a burst's round trips are taken within a few ms, so they miss
     /// the stalls of a process that is still compiling (a drain on a busy machine drew self-caused 429s at its 5th and 8th
     /// calls, arriving 37 and 54 ms later than their slots, with the burst's allowance alone).</summary>
     public TimeSpan Margin

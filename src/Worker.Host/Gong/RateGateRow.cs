@@ -87,22 +87,30 @@ internal sealed class RateGateRow(NpgsqlDataSource dataSource, IOptions<GongOpti
         RETURNING g.allowed_rate
         """;
 
-    // A caller late for its slot moves its own recorded latest arrival to now + margin, but only while no later slot
-    // depends on it: the entry is still among the last RequestsPerSecond (the slot RequestsPerSecond places later,
-    // whose window starts at this entry, is not taken yet and will be computed from the new value; the slots between
-    // are spaced after this one, and spacing keeps every later slot at least a second after the new arrival), and no
-    // 429 block began meanwhile. Matched by value: the same expression as when the slot was taken.
+    // A caller late for its slot moves it to a new slot shortly ahead (now + lead, never before the old slot) and its
+    // recorded latest arrival with it, but only while no later slot depends on it: its entry is still among the last
+    // RequestsPerSecond (the slot RequestsPerSecond places later, whose window starts at this entry, is not taken yet
+    // and will be computed from the new value; every slot taken after it was spaced after the old slot, and spacing
+    // keeps the later ones at least a second after the new arrival). It also moves at most @max_move after the slot
+    // first taken (PostgresRateGate.MaxMove: the next slot keeps time for a 429's block to reach it), not into a 429 block,
+    // and not into the next UTC day (the call is counted on the first slot's day). Matched by value: the same
+    // expression as when the slot was taken. The clock is read after the lock was granted, as in TakeSlotSql.
     private const string ReclaimSql = """
         WITH cur AS (
-            SELECT recent_starts, blocked_until, COALESCE(@now, clock_timestamp()) AS now
-            FROM rate_gate WHERE id = 1 FOR UPDATE)
+            SELECT recent_starts, blocked_until FROM rate_gate WHERE id = 1 FOR UPDATE),
+        clocked AS (
+            SELECT cur.*, COALESCE(@now, clock_timestamp()) AS now FROM cur),
+        moved AS (
+            SELECT clocked.*, GREATEST(clocked.now + @lead, @slot) AS at FROM clocked)
         UPDATE rate_gate g SET
-            recent_starts = array_replace(cur.recent_starts, @slot + @margin, cur.now + @margin),
-            updated_at = cur.now
-        FROM cur
-        WHERE g.id = 1 AND (@slot + @margin) = ANY(cur.recent_starts)
-          AND (cur.blocked_until IS NULL OR cur.blocked_until <= cur.now)
-        RETURNING cur.now
+            recent_starts = array_replace(moved.recent_starts, @slot + @margin, moved.at + @margin),
+            updated_at = moved.now
+        FROM moved
+        WHERE g.id = 1 AND (@slot + @margin) = ANY(moved.recent_starts)
+          AND moved.at <= @first_slot + @max_move
+          AND (moved.blocked_until IS NULL OR moved.blocked_until <= moved.at)
+          AND (moved.at AT TIME ZONE 'UTC')::date = (@first_slot AT TIME ZONE 'UTC')::date
+        RETURNING moved.at
         """;
 
     private const string RefundSql = """
@@ -171,30 +179,31 @@ internal sealed class RateGateRow(NpgsqlDataSource dataSource, IOptions<GongOpti
         return await command.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false) is double rate ? rate : null;
     }
 
-    /// <summary>Moves the recorded latest arrival of a taken slot to the gate's now + <paramref name="margin"/>, when no
-    /// later slot depends on it yet and no 429 block is in force (see <c>ReclaimSql</c>).</summary>
-    /// <param name="slot">The slot as taken (gate clock, <see cref="RateGateTake.At"/>).</param>
+    /// <summary>Moves a taken slot to the gate's now + <paramref name="lead"/> (never earlier than it was), with its
+    /// recorded latest arrival, when no later slot depends on it yet, the move stays within
+    /// <paramref name="maxMove"/> of the slot first taken, no 429 block is in force then and the UTC day stays the same
+    /// (see <c>ReclaimSql</c>).</summary>
+    /// <param name="slot">The slot as it stands (gate clock).</param>
+    /// <param name="firstSlot">The slot as first taken (gate clock).</param>
     /// <param name="margin">The margin it was taken with.</param>
+    /// <param name="lead">How far ahead of now the new slot lies (the caller's way back from the database).</param>
+    /// <param name="maxMove">Most the slot may end up after <paramref name="firstSlot"/>.</param>
     /// <param name="cancellationToken">Cancels the statement.</param>
-    /// <returns>The gate's now (the new slot), or null when the slot can no longer move.</returns>
+    /// <returns>The new slot (gate clock), or null when the slot cannot move.</returns>
     /// <exception cref="NpgsqlException">Postgres unreachable.</exception>
-    public async Task<DateTimeOffset?> ReclaimAsync(DateTimeOffset slot, TimeSpan margin, CancellationToken cancellationToken)
+    public async Task<DateTimeOffset?> ReclaimAsync(
+        DateTimeOffset slot, DateTimeOffset firstSlot, TimeSpan margin, TimeSpan lead, TimeSpan maxMove, CancellationToken cancellationToken)
     {
         await using var command = dataSource.CreateCommand(ReclaimSql);
         command.Parameters.Add(clock.NowParameter());
         command.Parameters.Add(new NpgsqlParameter("slot", NpgsqlDbType.TimestampTz) { Value = slot.ToUniversalTime() });
+        command.Parameters.Add(new NpgsqlParameter("first_slot", NpgsqlDbType.TimestampTz) { Value = firstSlot.ToUniversalTime() });
         command.Parameters.Add(new NpgsqlParameter("margin", NpgsqlDbType.Interval) { Value = margin });
-        var sentAt = time.GetUtcNow();
-        var started = time.GetTimestamp();
-        var now = await command.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false);
-        if (now is not DateTime utc)
-        {
-            return null;
-        }
-
-        var gateNow = new DateTimeOffset(DateTime.SpecifyKind(utc, DateTimeKind.Utc));
-        clock.Observe(sentAt, time.GetElapsedTime(started), gateNow);
-        return gateNow;
+        command.Parameters.Add(new NpgsqlParameter("lead", NpgsqlDbType.Interval) { Value = lead });
+        command.Parameters.Add(new NpgsqlParameter("max_move", NpgsqlDbType.Interval) { Value = maxMove });
+        return await command.ExecuteScalarAsync(cancellationToken).ConfigureAwait(false) is DateTime at
+            ? new DateTimeOffset(DateTime.SpecifyKind(at, DateTimeKind.Utc))
+            : null;
     }
 
     /// <summary>Gives back the daily count of <paramref name="slot"/> (gate clock), when it is still that slot's UTC day.</summary>

@@ -28,13 +28,16 @@ public sealed class RateGateReclaimTests
         var first = await gate.WaitForSlotAsync(Margin, CancellationToken.None);
         Assert.True(first.Taken);
 
-        // 150 ms late (beyond the 10 ms a caller may start after its slot), nothing sent yet.
-        await Task.Delay(150);
+        // 60 ms late (beyond the 5 ms a caller may start after its slot), nothing sent yet: the slot moves shortly
+        // ahead, at most half a spacing (167 ms) after it was taken, and the caller gets it when it has come.
+        await Task.Delay(60);
         var moved = await gate.ReclaimAsync(first, CancellationToken.None);
 
         Assert.NotNull(moved);
         var lateBy = moved.ScheduledAt - first.ScheduledAt;
-        Assert.True(lateBy >= TimeSpan.FromMilliseconds(150), $"moved by {lateBy.TotalMilliseconds:0} ms");
+        Assert.True(lateBy >= TimeSpan.FromMilliseconds(60) && lateBy <= TimeSpan.FromMilliseconds(167), $"moved by {lateBy.TotalMilliseconds:0} ms");
+        Assert.Equal(lateBy, moved.MovedBy);
+        Assert.True(DateTimeOffset.UtcNow >= moved.At, $"returned {(moved.At - DateTimeOffset.UtcNow).TotalMilliseconds:0} ms before the moved slot");
         Assert.Equal(1, gate.SlotsReclaimed);
         await using (var db = database.CreateDbContext())
         {
@@ -56,6 +59,22 @@ public sealed class RateGateReclaimTests
         // Now a slot depends on it: it can no longer move, and the gate says so.
         Assert.Null(await gate.ReclaimAsync(moved, CancellationToken.None));
         Assert.Equal(1, gate.SlotsReclaimed);
+    }
+
+    [Fact]
+    public async Task A_caller_later_than_half_a_spacing_cannot_move_its_slot()
+    {
+        await using var database = await (await TestServices.GetAsync()).CreateDatabaseAsync();
+        await using var replica = await GongReplica.StartAsync(database.ConnectionString, "http://127.0.0.1:9/", TimeProvider.System,
+            [new("Gong:RequestsPerSecond", "3")]);
+        var slot = await replica.Gate.WaitForSlotAsync(Margin, CancellationToken.None);
+
+        // 200 ms late: moving would leave the slot taken after it less than half a spacing (167 ms), too little time
+        // for a 429's block to reach it.
+        await Task.Delay(200);
+
+        Assert.Null(await replica.Gate.ReclaimAsync(slot, CancellationToken.None));
+        Assert.Equal(0, replica.Gate.SlotsReclaimed);
     }
 
     [Fact]
@@ -82,12 +101,13 @@ public sealed class RateGateReclaimTests
             RateLimit = new RateLimitOptions { RequestsPerSecond = 10, DailyCallLimit = 0 },
         });
 
-        // Every fourth assign call is held 60 ms after the gate let it go: past its latest start (slot + 10 ms).
+        // Every fourth assign call is held 20 ms after the gate let it go: past its latest start (slot + 5 ms), and
+        // within the 40 ms a slot may move at 10 calls/s (the spacing less 60 ms).
         var posts = 0;
         await using var replica = await GongReplica.StartAsync(database.ConnectionString, simulator.BaseUrl.ToString(), TimeProvider.System,
             [new("Gong:RequestsPerSecond", "10")],
             services => services.AddHttpClient<GongApiClient>().AddHttpMessageHandler(() => new PipelineHoldHandler(request =>
-                request.Method == HttpMethod.Post && Interlocked.Increment(ref posts) % 4 == 0 ? TimeSpan.FromMilliseconds(60) : TimeSpan.Zero)));
+                request.Method == HttpMethod.Post && Interlocked.Increment(ref posts) % 4 == 0 ? TimeSpan.FromMilliseconds(20) : TimeSpan.Zero)));
         var stopwatch = Stopwatch.StartNew();
         var sequence = 0;
 
@@ -108,6 +128,45 @@ public sealed class RateGateReclaimTests
         Assert.True(stats.RateLimitedCalls == 0, $"{stats.RateLimitedCalls} 429s ({stats.SelfCausedRateLimited} self-caused); {seen}");
         Assert.True(stats.MaxCallsInAnyOneSecond <= 10, $"max {stats.MaxCallsInAnyOneSecond} in one second; {seen}");
         Assert.True(replica.Gate.SlotsReclaimed >= 10, seen);
+        Assert.Equal(0, stats.DuplicateOfApiAssignmentAttempts);
+    }
+
+    [Fact]
+    public async Task With_pooling_off_through_a_slow_connect_every_gate_read_is_late_yet_calls_go_out_without_429()
+    {
+        // Every statement opens a new connection through a proxy that takes 50 ms to connect, so the block read before
+        // a slot (at most 40 ms ahead) always returns after the slot: before slots could move, every slot was given up
+        // and no call went out. At Gong's 3 calls/s a slot may move up to 167 ms.
+        var services = await TestServices.GetAsync();
+        await using var database = await services.CreateDatabaseAsync();
+        var target = new Npgsql.NpgsqlConnectionStringBuilder(database.ConnectionString);
+        await using var proxy = new TcpProxy(target.Host!, target.Port) { ConnectDelay = TimeSpan.FromMilliseconds(50) };
+        var slow = new Npgsql.NpgsqlConnectionStringBuilder(database.ConnectionString) { Host = "127.0.0.1", Port = proxy.Port, Pooling = false };
+        await using var simulator = await GongSimulatorApp.StartAsync(new SimulatorOptions
+        {
+            AccessKey = "test-key",
+            AccessKeySecret = "test-secret",
+            RateLimit = new RateLimitOptions { RequestsPerSecond = 3, DailyCallLimit = 0 },
+        });
+        await using var replica = await GongReplica.StartAsync(slow.ConnectionString, simulator.BaseUrl.ToString(), TimeProvider.System,
+            [new("Gong:RequestsPerSecond", "3")]);
+        using var deadline = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+        var sequence = 0;
+
+        await Task.WhenAll(Enumerable.Range(0, 3).Select(async _ =>
+        {
+            while (simulator.State.GetStats().TotalCalls < 12 && !deadline.IsCancellationRequested)
+            {
+                var id = $"slow-{Interlocked.Increment(ref sequence):0000}";
+                await replica.Sender.SendAsync(GongReplica.Batch([id]), deadline.Token);
+            }
+        }));
+
+        var stats = simulator.State.GetStats();
+        var seen = $"{stats.TotalCalls} calls, {replica.Gate.SlotsReclaimed} slots moved, {replica.Gate.SlotsGivenUp} given up";
+        Assert.True(stats.TotalCalls >= 12, seen);
+        Assert.True(stats.RateLimitedCalls == 0, $"{stats.RateLimitedCalls} 429s; {seen}");
+        Assert.True(replica.Gate.SlotsReclaimed >= 1, seen);
         Assert.Equal(0, stats.DuplicateOfApiAssignmentAttempts);
     }
 }

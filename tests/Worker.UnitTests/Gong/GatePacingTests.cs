@@ -51,7 +51,7 @@ public sealed class GatePacingTests
     }
 
     [Fact]
-    public void A_young_process_keeps_a_floor_that_falls_from_the_initial_allowance_to_the_learned_one_over_8_calls()
+    public void A_young_process_keeps_a_floor_that_falls_from_the_initial_allowance_to_the_learned_one_over_16_calls()
     {
         var pacing = new RateGatePacing(Options.Create(new GongOptions()));
         var b = new GongOptions().RateWindowMargin.TotalMilliseconds;
@@ -65,13 +65,14 @@ public sealed class GatePacingTests
         Assert.Equal("learned", pacing.MarginSource);
         Assert.Equal(b + 100, pacing.Margin.TotalMilliseconds, 3);
         var margins = new List<double>();
-        for (var call = 1; call <= 8; call++)
+        for (var call = 1; call <= 16; call++)
         {
             pacing.RecordWarmUp(TimeSpan.FromMilliseconds(11), newConnection: false, answered: true);
             margins.Add(pacing.Margin.TotalMilliseconds);
         }
 
-        Assert.Equal(b + 100 - 12.5, margins[0], 3);
+        Assert.Equal(b + 100 - 6.25, margins[0], 3);
+        Assert.Equal(b + 50, margins[7], 3);
         Assert.True(margins.Zip(margins.Skip(1)).All(m => m.Second <= m.First), string.Join(", ", margins));
         Assert.InRange(margins[^1], b, b + 3);
     }
