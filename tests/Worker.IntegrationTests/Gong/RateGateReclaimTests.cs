@@ -19,11 +19,10 @@ public sealed class RateGateReclaimTests
     private static readonly TimeSpan Margin = TimeSpan.FromMilliseconds(20);
 
     [Fact]
-    public async Task A_late_slot_moves_to_now_and_the_slot_whose_window_starts_at_it_is_computed_from_the_move()
+    public async Task A_late_slot_moves_shortly_ahead_and_the_slot_whose_window_starts_at_it_is_computed_from_the_move()
     {
         await using var database = await (await TestServices.GetAsync()).CreateDatabaseAsync();
-        await using var replica = await GongReplica.StartAsync(database.ConnectionString, "http://127.0.0.1:9/", TimeProvider.System,
-            [new("Gong:RequestsPerSecond", "3")]);
+        await using var replica = await StartGateAsync(database);
         var gate = replica.Gate;
         var first = await gate.WaitForSlotAsync(Margin, CancellationToken.None);
         Assert.True(first.Taken);
@@ -65,8 +64,7 @@ public sealed class RateGateReclaimTests
     public async Task A_caller_later_than_half_a_spacing_cannot_move_its_slot()
     {
         await using var database = await (await TestServices.GetAsync()).CreateDatabaseAsync();
-        await using var replica = await GongReplica.StartAsync(database.ConnectionString, "http://127.0.0.1:9/", TimeProvider.System,
-            [new("Gong:RequestsPerSecond", "3")]);
+        await using var replica = await StartGateAsync(database);
         var slot = await replica.Gate.WaitForSlotAsync(Margin, CancellationToken.None);
 
         // 200 ms late: moving would leave the slot taken after it less than half a spacing (167 ms), too little time
@@ -81,14 +79,17 @@ public sealed class RateGateReclaimTests
     public async Task A_slot_does_not_move_into_a_429_block()
     {
         await using var database = await (await TestServices.GetAsync()).CreateDatabaseAsync();
-        await using var replica = await GongReplica.StartAsync(database.ConnectionString, "http://127.0.0.1:9/", TimeProvider.System,
-            [new("Gong:RequestsPerSecond", "3")]);
+        await using var replica = await StartGateAsync(database);
         var slot = await replica.Gate.WaitForSlotAsync(Margin, CancellationToken.None);
 
         await replica.Gate.BlockAsync(DateTimeOffset.UtcNow + TimeSpan.FromSeconds(30), "429 from another replica", CancellationToken.None);
 
         Assert.Null(await replica.Gate.ReclaimAsync(slot, CancellationToken.None));
     }
+
+    /// <summary>A replica's gate at Gong's 3 calls/s on <paramref name="database"/> (no Gong needed).</summary>
+    private static Task<GongReplica> StartGateAsync(TestDatabase database) =>
+        GongReplica.StartAsync(database.ConnectionString, "http://127.0.0.1:9/", TimeProvider.System, [new("Gong:RequestsPerSecond", "3")]);
 
     [Fact]
     public async Task Calls_held_in_the_HTTP_pipeline_past_their_slot_move_it_and_draw_no_429_at_the_door()
