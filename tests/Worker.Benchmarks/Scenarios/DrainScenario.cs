@@ -75,7 +75,9 @@ internal sealed class DrainScenario : IScenario
         var stopwatch = Stopwatch.StartNew();
         IEnumerable<KeyValuePair<string, string>> Settings(int replica) =>
             [.. GongSettings(simulator, rps), new("Dispatch:ReplicaName", $"bench-replica-{replica}")];
-        var processes = inProcess ? [] : Enumerable.Range(0, replicas).Select(r => WorkerProcess.Start(dll!, database, vhost, Settings(r))).ToList();
+        var ports = Enumerable.Range(0, replicas).Select(_ => FreePort()).ToList();
+        var processes = inProcess ? [] : Enumerable.Range(0, replicas)
+            .Select(r => WorkerProcess.Start(dll!, database, vhost, [.. Settings(r), new("Urls", $"http://127.0.0.1:{ports[r]}")])).ToList();
         var workers = inProcess
             ? await Task.WhenAll(Enumerable.Range(0, replicas).Select(r => StartWorkerAsync(database, vhost, Settings(r).Select(kv => $"--{kv.Key}={kv.Value}"))))
             : [.. processes.Cast<IAsyncDisposable>()];
@@ -90,6 +92,10 @@ internal sealed class DrainScenario : IScenario
                 TimeSpan.FromMinutes(15),
                 "every request to complete");
             stopwatch.Stop();
+            if (!inProcess)
+            {
+                Console.Error.WriteLine($"drain: gate slots per replica (moved / given up): {string.Join(", ", await Task.WhenAll(ports.Select(GateSlotCountsAsync)))}");
+            }
         }
         finally
         {
@@ -179,6 +185,30 @@ internal sealed class DrainScenario : IScenario
             new(Name, "429s (gong_calls / simulator / self-caused)", $"{throttled} / {stats.RateLimitedCalls} / {stats.SelfCausedRateLimited}", "expected 0 / 0 / 0"),
             new(Name, "duplicate assigns", stats.DuplicateOfApiAssignmentAttempts.ToString(Invariant), "simulator duplicateOfApiAssignmentAttempts; must be 0"),
         ];
+    }
+
+    /// <summary>A free loopback port (bound and released at once).</summary>
+    private static int FreePort()
+    {
+        using var listener = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        listener.Start();
+        return ((System.Net.IPEndPoint)listener.LocalEndpoint).Port;
+    }
+
+    /// <summary>A worker process's <c>slots_reclaimed</c> / <c>slots_given_up</c> counters from its /metrics, or "?".</summary>
+    private static async Task<string> GateSlotCountsAsync(int port)
+    {
+        try
+        {
+            using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(5) };
+            var text = await http.GetStringAsync(new Uri($"http://127.0.0.1:{port}/metrics"));
+            string Counter(string name) => text.Split('\n').FirstOrDefault(l => l.StartsWith(name, StringComparison.Ordinal))?.Split(' ')[1] ?? "0";
+            return $"{Counter("flow_assignment_rate_gate_slots_reclaimed_total")} / {Counter("flow_assignment_rate_gate_slots_given_up_total")}";
+        }
+        catch (Exception ex) when (ex is HttpRequestException or TaskCanceledException)
+        {
+            return "?";
+        }
     }
 
     /// <summary>The 1-minute load average (<c>/proc/loadavg</c>), or "?" where there is none.</summary>
