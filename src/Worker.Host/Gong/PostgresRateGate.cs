@@ -1,7 +1,6 @@
 using System.Diagnostics.Metrics;
 using Microsoft.Extensions.Options;
 using Npgsql;
-using Worker.Host.Operations;
 using Worker.Persistence.Entities;
 
 namespace Worker.Host.Gong;
@@ -54,52 +53,26 @@ internal sealed class PostgresRateGate
     private readonly TimeProvider time;
     private readonly RateGateClockOffset clock;
     private readonly RateGateRow row;
-    private readonly Lock sync = new();
-    private double allowedRate;
-    private string rateReason = RateConfigured;
-    private double marginSeconds;
-    private long slotsGivenUp;
-    private long slotsReclaimed;
+    private readonly RateGateGauges gauges;
 
-    /// <summary>Creates the gate and its gauges <c>flow_assignment.rate_gate.allowed_rate</c> (by <c>reason</c>) and
-    /// <c>flow_assignment.rate_gate.margin</c>, as this replica last saw them.</summary>
+    /// <summary>Creates the gate and its metrics (<see cref="RateGateGauges"/>).</summary>
     public PostgresRateGate(NpgsqlDataSource dataSource, IOptions<GongOptions> options, TimeProvider time, IMeterFactory meterFactory)
     {
-        ArgumentNullException.ThrowIfNull(meterFactory);
         this.options = options;
         this.time = time;
         clock = new RateGateClockOffset(options, time);
         row = new RateGateRow(dataSource, options, time, clock);
-        allowedRate = options.Value.RequestsPerSecond;
-        marginSeconds = options.Value.RateWindowMargin.TotalSeconds;
-        var meter = meterFactory.Create(WorkerMetrics.MeterName);
-        meter.CreateObservableGauge("flow_assignment.rate_gate.allowed_rate", ObserveRate, "{call}/s",
-            "Calls per second the shared gate allows now (RequestsPerSecond unless a 429 cut it), by reason (configured, throttled, climbing); as this replica last saw it.");
-        meter.CreateObservableCounter("flow_assignment.rate_gate.slots_given_up", () => Interlocked.Read(ref slotsGivenUp), "{slot}",
-            "Slots this replica gave up because it woke more than half of RateWindowMargin after them (a busy machine); each costs one slot of throughput, never a 429.");
-        meter.CreateObservableCounter("flow_assignment.rate_gate.slots_reclaimed", () => Interlocked.Read(ref slotsReclaimed), "{slot}",
-            "Slots this replica used late: it woke or reached the wire after its slot, and moved the slot to then because no later slot depended on it yet; each saves a slot of throughput.");
-        meter.CreateObservableGauge("flow_assignment.rate_gate.margin", () => Volatile.Read(ref marginSeconds), "s",
-            "Window margin this replica's latest call was recorded with: RateWindowMargin plus the learned network jitter.");
+        gauges = new RateGateGauges(options, meterFactory);
     }
 
     /// <summary>The allowed rate (calls/s) and its reason code as this replica last saw them.</summary>
-    public (double Rate, string Reason) AllowedRate
-    {
-        get
-        {
-            lock (sync)
-            {
-                return (allowedRate, rateReason);
-            }
-        }
-    }
+    public (double Rate, string Reason) AllowedRate => gauges.AllowedRate;
 
-    /// <summary>Slots this replica gave up because it woke too late for them.</summary>
-    public long SlotsGivenUp => Interlocked.Read(ref slotsGivenUp);
+    /// <summary>Slots this replica gave up because it was too late for them and could not move them.</summary>
+    public long SlotsGivenUp => gauges.SlotsGivenUp;
 
-    /// <summary>Slots this replica moved to when it was late for them (<see cref="ReclaimAsync"/>).</summary>
-    public long SlotsReclaimed => Interlocked.Read(ref slotsReclaimed);
+    /// <summary>Slots this replica moved when it was late for them (<see cref="ReclaimAsync"/>).</summary>
+    public long SlotsReclaimed => gauges.SlotsReclaimed;
 
     /// <summary>Takes the next slot with the base margin (<c>RateWindowMargin</c>) and waits until it.</summary>
     /// <exception cref="NpgsqlException">Postgres unreachable.</exception>
@@ -143,7 +116,7 @@ internal sealed class PostgresRateGate
         while (true)
         {
             var take = await row.TakeSlotAsync(margin, priority, reserveAhead, cancellationToken).ConfigureAwait(false);
-            Observe(take, margin);
+            gauges.ObserveTake(take, margin);
             var slot = clock.ToLocal(take.At);
             if (!take.Taken && reserveAhead is { } ahead && take.At - take.Now <= o.MaxGateWait)
             {
@@ -222,7 +195,7 @@ internal sealed class PostgresRateGate
             return null;
         }
 
-        Interlocked.Increment(ref slotsReclaimed);
+        gauges.Reclaimed();
         var local = clock.ToLocal(at);
         await RateGateWaits.PreciseDelayUntilAsync(time, local, cancellationToken).ConfigureAwait(false);
         return slot with { At = local, StartNoLaterThan = local + (o.RateWindowMargin / 2), ScheduledAt = at, MovedBy = at - first };
@@ -246,7 +219,7 @@ internal sealed class PostgresRateGate
     public Task GiveUpAsync(GateSlot slot, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(slot);
-        Interlocked.Increment(ref slotsGivenUp);
+        gauges.GaveUp();
         return row.RefundAsync(slot.ScheduledAt - slot.MovedBy, cancellationToken);
     }
 
@@ -260,11 +233,7 @@ internal sealed class PostgresRateGate
     {
         if (await row.BlockAsync(clock.ToGate(until), reason, cancellationToken).ConfigureAwait(false) is { } rate)
         {
-            lock (sync)
-            {
-                allowedRate = rate;
-                rateReason = RateThrottled;
-            }
+            gauges.ObserveRate(rate, RateThrottled);
         }
     }
 
@@ -292,26 +261,5 @@ internal sealed class PostgresRateGate
         {
             await row.ReadAsync(cancellationToken).ConfigureAwait(false);
         }
-    }
-
-    /// <summary>Keeps what a take saw of the allowed rate, and the margin of a slot taken, for the gauges.</summary>
-    private void Observe(RateGateTake take, TimeSpan margin)
-    {
-        lock (sync)
-        {
-            allowedRate = take.Rate;
-            rateReason = take.RateReason;
-        }
-
-        if (take.Taken)
-        {
-            Volatile.Write(ref marginSeconds, margin.TotalSeconds);
-        }
-    }
-
-    private IEnumerable<Measurement<double>> ObserveRate()
-    {
-        var (rate, reason) = AllowedRate;
-        yield return new Measurement<double>(rate, new KeyValuePair<string, object?>("reason", reason));
     }
 }
