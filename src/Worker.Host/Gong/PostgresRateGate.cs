@@ -144,30 +144,11 @@ internal sealed class PostgresRateGate
 
             await RateGateWaits.PreciseDelayUntilAsync(time, slot, cancellationToken).ConfigureAwait(false);
 
-            var taken = new GateSlot(true, slot, null, time.GetElapsedTime(waitStarted), slot + lateTolerance, take.At, margin);
-
-            // A caller that wakes late would arrive closer to the next slots than the window allows. Beyond half the
-            // base margin it moves its slot shortly ahead while no later slot depends on it (each move is later, and
-            // moves end MaxMove after the first slot); else it gives the slot up (keeping the window
-            // conservative, refunding the daily count) and queues again.
-            while (time.GetUtcNow() > taken.StartNoLaterThan)
+            var taken = await UseOrMoveAsync(new GateSlot(true, slot, null, TimeSpan.Zero, slot + lateTolerance, take.At, margin), cancellationToken).ConfigureAwait(false);
+            if (taken is not null)
             {
-                if (await ReclaimAsync(taken, cancellationToken).ConfigureAwait(false) is not { } moved)
-                {
-                    await GiveUpAsync(taken, cancellationToken).ConfigureAwait(false);
-                    taken = null;
-                    break;
-                }
-
-                taken = moved;
+                return taken with { Waited = time.GetElapsedTime(waitStarted) };
             }
-
-            if (taken is null)
-            {
-                continue;
-            }
-
-            return taken with { Waited = time.GetElapsedTime(waitStarted) };
         }
     }
 
@@ -175,8 +156,9 @@ internal sealed class PostgresRateGate
     /// For a caller late for <paramref name="slot"/> (it has not sent): moves the slot to shortly ahead of now (the
     /// slowest recent gate read plus 3 ms, 8–40 ms) and waits until it, when no slot taken since depends on its arrival
     /// (the slot <c>RequestsPerSecond</c> places later is not taken yet), the slot ends up at most <see cref="MaxMove"/>
-    /// after it was first taken (167 ms at 3 calls/s), no 429 block is in force and the UTC day stays the same. The lateness then costs its own length instead of the slot. A normal or bulk caller takes a slot at most
-    /// 0.8 s ahead (<see cref="GatePriority.ReserveAhead"/>), so the later slot is usually not taken yet.
+    /// after it was first taken (167 ms at 3 calls/s), no 429 block is in force and the UTC day stays the same. The
+    /// lateness then costs its own length instead of the slot. A normal or bulk caller takes a slot at most 0.8 s ahead
+    /// (<see cref="GatePriority.ReserveAhead"/>), so the later slot is usually not taken yet.
     /// </summary>
     /// <param name="slot">The slot taken or last moved (<see cref="GateSlot.Taken"/>).</param>
     /// <param name="cancellationToken">Cancels the update and the wait.</param>
@@ -199,6 +181,26 @@ internal sealed class PostgresRateGate
         var local = clock.ToLocal(at);
         await RateGateWaits.PreciseDelayUntilAsync(time, local, cancellationToken).ConfigureAwait(false);
         return slot with { At = local, StartNoLaterThan = local + (o.RateWindowMargin / 2), ScheduledAt = at, MovedBy = at - first };
+    }
+
+    /// <summary>A caller that wakes late would arrive closer to the next slots than the window allows. Beyond half the
+    /// base margin it moves its slot shortly ahead while no later slot depends on it (each move is later, and moves end
+    /// <see cref="MaxMove"/> after the first slot); else it gives the slot up (keeping the window conservative,
+    /// refunding the daily count) and the caller queues again (null).</summary>
+    private async Task<GateSlot?> UseOrMoveAsync(GateSlot slot, CancellationToken cancellationToken)
+    {
+        while (time.GetUtcNow() > slot.StartNoLaterThan)
+        {
+            if (await ReclaimAsync(slot, cancellationToken).ConfigureAwait(false) is not { } moved)
+            {
+                await GiveUpAsync(slot, cancellationToken).ConfigureAwait(false);
+                return null;
+            }
+
+            slot = moved;
+        }
+
+        return slot;
     }
 
     /// <summary>How far a late caller may move its slot after it was taken: half a spacing, and at most the spacing
