@@ -35,6 +35,47 @@ public sealed class RateLimitTests
     }
 
     [Fact]
+    public void A_call_is_counted_when_it_arrived_at_the_door_not_when_its_body_was_read()
+    {
+        var time = new Microsoft.Extensions.Time.Testing.FakeTimeProvider(new DateTimeOffset(2026, 11, 29, 10, 0, 0, TimeSpan.Zero));
+        var state = new SimulatorState(new SimulatorOptions(), time);
+        var t0 = time.GetUtcNow();
+        foreach (var ms in new[] { 0, 333, 666 })
+        {
+            Assert.True(state.TryAcquireRateSlot(t0.AddMilliseconds(ms)).Accepted);
+        }
+
+        // Arrived at 999 ms, decided at 1,050 ms (slow body read): still the fourth arrival within one second.
+        time.Advance(TimeSpan.FromMilliseconds(1050));
+        var late = state.TryAcquireRateSlot(t0.AddMilliseconds(999));
+        Assert.False(late.Accepted);
+        Assert.True(late.SelfCaused);
+        Assert.Equal(t0.AddMilliseconds(999), late.At);
+
+        // Arrived at 1,001 ms: the first arrival has left the window.
+        var next = state.TryAcquireRateSlot(t0.AddMilliseconds(1001));
+        Assert.True(next.Accepted);
+        Assert.Equal(t0.AddMilliseconds(1001), next.At);
+    }
+
+    [Fact]
+    public void A_call_decided_after_a_later_arrival_is_judged_no_less_strictly()
+    {
+        var time = new Microsoft.Extensions.Time.Testing.FakeTimeProvider(new DateTimeOffset(2026, 11, 29, 10, 0, 0, TimeSpan.Zero));
+        var state = new SimulatorState(new SimulatorOptions(), time);
+        var t0 = time.GetUtcNow();
+        time.Advance(TimeSpan.FromMilliseconds(1400));
+        Assert.True(state.TryAcquireRateSlot(t0.AddMilliseconds(0)).Accepted);
+        Assert.True(state.TryAcquireRateSlot(t0.AddMilliseconds(500)).Accepted);
+        Assert.True(state.TryAcquireRateSlot(t0.AddMilliseconds(1300)).Accepted);
+
+        // Arrived at 1,200 ms but decided after the one at 1,300: 500, 1,200 and 1,300 lie within one second of the
+        // 1,200 arrival's window, so a fourth in that window is refused whichever order they were decided in.
+        Assert.True(state.TryAcquireRateSlot(t0.AddMilliseconds(1200)).Accepted);
+        Assert.False(state.TryAcquireRateSlot(t0.AddMilliseconds(1350)).Accepted);
+    }
+
+    [Fact]
     public async Task The_daily_limit_answers_429_until_the_next_utc_midnight()
     {
         await using var h = await SimulatorHarness.StartAsync(o => o.RateLimit = new RateLimitOptions { RequestsPerSecond = 0, DailyCallLimit = 2 });

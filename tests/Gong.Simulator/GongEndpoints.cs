@@ -16,6 +16,10 @@ internal static class GongEndpoints
 {
     private const string SeenConnectionKey = "gong-simulator.connection-seen";
 
+    /// <summary>HttpContext item: when the request came through the simulated network to Gong's door (the instant the
+    /// rate limit counts).</summary>
+    private const string ArrivedKey = "gong-simulator.arrived";
+
     /// <summary>
     /// The network between client and Gong: holds each request (except <c>/_sim</c> and <c>/health</c>) for
     /// <see cref="FaultOptions.ArrivalJitterMs"/> jitter plus, on the first such request of a TCP connection,
@@ -34,6 +38,8 @@ internal static class GongEndpoints
             {
                 await state.DelayAsync(delay, http.RequestAborted).ConfigureAwait(false);
             }
+
+            http.Items[ArrivedKey] = state.Time.GetUtcNow();
         }
 
         await next(http).ConfigureAwait(false);
@@ -49,7 +55,8 @@ internal static class GongEndpoints
     private static async Task HandleAsync(HttpContext http, SimulatorState state, string endpoint)
     {
         var time = state.Time;
-        var arrived = time.GetUtcNow();
+        // Counted at the door: routing, the endpoint's first run and reading the body are Gong's time, not the network's.
+        var arrived = http.Items.TryGetValue(ArrivedKey, out var door) && door is DateTimeOffset at ? at : time.GetUtcNow();
         var started = time.GetTimestamp();
         var requestId = state.NewRequestId();
         // A held answer (latency, timeout after commit) ends when the client leaves or the simulator stops.
@@ -106,7 +113,7 @@ internal static class GongEndpoints
 
         if (isAssign || state.Options.LookupCountsTowardsRateLimit)
         {
-            var decision = state.TryAcquireRateSlot();
+            var decision = state.TryAcquireRateSlot(arrived);
             call = call with { Time = decision.At };
             if (!decision.Accepted)
             {

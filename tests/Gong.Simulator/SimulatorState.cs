@@ -309,11 +309,14 @@ public sealed class SimulatorState
     }
 
     /// <summary>
-    /// Counts the call against the per-second and daily limits at the current instant (read under the lock, so the
-    /// window only ever sees increasing times), or says how long to wait (whole seconds, at least 1). A refusal of
-    /// the per-second limit is self-caused when this client's own accepted calls alone already fill the window.
+    /// Counts the call against the per-second and daily limits at the instant it arrived at the door
+    /// (<paramref name="arrived"/>: after the simulated network, before the body is read and parsed, as a gateway counts
+    /// it; never later than now), or says how long to wait (whole seconds, at least 1). Every call accepted since
+    /// <paramref name="arrived"/> minus 1 s counts, also one decided earlier that arrived a little later, so a call
+    /// decided out of its arrival order is judged at least as strictly as in order. A refusal of the per-second limit
+    /// is self-caused when this client's own accepted calls alone already fill the window.
     /// </summary>
-    internal RateDecision TryAcquireRateSlot() => TryAcquire(foreign: false);
+    internal RateDecision TryAcquireRateSlot(DateTimeOffset arrived) => TryAcquire(foreign: false, arrived);
 
     /// <summary>The faults in force and a token cancelled when they are replaced (wakes the foreign-traffic loop).</summary>
     internal (FaultOptions Faults, CancellationToken Changed) FaultsWithChangeToken()
@@ -354,17 +357,18 @@ public sealed class SimulatorState
         }
     }
 
-    private RateDecision TryAcquire(bool foreign)
+    private RateDecision TryAcquire(bool foreign, DateTimeOffset? arrived = null)
     {
         lock (_lock)
         {
-            var now = Time.GetUtcNow();
+            var clock = Time.GetUtcNow();
+            var now = arrived is { } at && at < clock ? at : clock;
             var limit = _rateLimit;
             Expire(_acceptedInLastSecond, now);
             Expire(_ownAcceptedInLastSecond, now);
             if (limit.RequestsPerSecond > 0 && _acceptedInLastSecond.Count >= limit.RequestsPerSecond)
             {
-                var wait = _acceptedInLastSecond.Peek().AddSeconds(1) - now;
+                var wait = _acceptedInLastSecond.Peek().AddSeconds(1) - clock;
                 var selfCaused = !foreign && _ownAcceptedInLastSecond.Count >= limit.RequestsPerSecond;
                 return new RateDecision(now, false, WholeSeconds(wait), limit.RetryAfterMode, "API request limit exceeded: too many requests per second", selfCaused);
             }
@@ -382,16 +386,20 @@ public sealed class SimulatorState
                 return new RateDecision(now, false, WholeSeconds(wait), limit.RetryAfterMode, "API request limit exceeded: daily quota spent", false);
             }
 
-            _acceptedInLastSecond.Enqueue(now);
+            // Kept in increasing order (Expire reads from the head): a call decided after a later arrival is stored at it.
+            _acceptedInLastSecond.Enqueue(Latest(_acceptedInLastSecond, now));
             if (!foreign)
             {
-                _ownAcceptedInLastSecond.Enqueue(now);
+                _ownAcceptedInLastSecond.Enqueue(Latest(_ownAcceptedInLastSecond, now));
             }
 
             _dailyCalls++;
             return new RateDecision(now, true, 0, limit.RetryAfterMode, null, false);
         }
     }
+
+    private static DateTimeOffset Latest(Queue<DateTimeOffset> window, DateTimeOffset at) =>
+        window.Count > 0 && window.Last() > at ? window.Last() : at;
 
     private static void Expire(Queue<DateTimeOffset> window, DateTimeOffset now)
     {
