@@ -159,6 +159,10 @@ internal sealed class DrainScenario : IScenario
 
         var ordered = log.OrderBy(c => c.Time).ToList();
         string Who(CallRecord c) => started.TryGetValue(c.RequestId, out var s) ? s.Replica : "?";
+        var latest = ordered.Select((c, i) => (Call: c, Index: i + 1)).Where(x => started.ContainsKey(x.Call.RequestId))
+            .OrderByDescending(x => x.Call.Time - started[x.Call.RequestId].At).Take(5);
+        Console.Error.WriteLine("drain: latest arrivals after their start (ms, call #, replica): " + string.Join(", ", latest.Select(x =>
+            $"{(x.Call.Time - started[x.Call.RequestId].At).TotalMilliseconds:F0} #{x.Index} {Who(x.Call).Replace("bench-replica-", "r", StringComparison.Ordinal)}")));
         Console.Error.WriteLine("drain: first calls (arrival s, replica): " + string.Join(", ", ordered.Take(12).Select(c => $"{(c.Time - arrivals[0]).TotalSeconds:F3} {Who(c).Replace("bench-replica-", "r", StringComparison.Ordinal)}")));
         for (var i = 1; i < ordered.Count; i++)
         {
