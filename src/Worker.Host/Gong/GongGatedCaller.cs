@@ -80,13 +80,14 @@ internal sealed partial class GongGatedCaller(
     {
         while (true)
         {
-            var margin = await WarmUpAsync(send, cancellationToken).ConfigureAwait(false);
-            if (margin is null)
+            if (await WarmUpAsync(send, cancellationToken).ConfigureAwait(false) is not { } warm)
             {
                 return null;
             }
 
-            var slot = await TakeSlotAsync(send, margin.Value, cancellationToken).ConfigureAwait(false);
+            // The margin is read when the slot is taken, which may be seconds after the warm-up (a queue of slots):
+            // what the pacing has learned by then, and the young process's floor as it is then.
+            var slot = await TakeSlotAsync(send, () => pacing.MarginForCall(warm), cancellationToken).ConfigureAwait(false);
             if (slot is null)
             {
                 return null;
@@ -139,14 +140,15 @@ internal sealed partial class GongGatedCaller(
 
     /// <summary>Warms the send's connection and pipeline with a request Gong does not count, and learns from its
     /// round trip.</summary>
-    /// <returns>The margin to record the next call with, or null when the send halted (shutdown).</returns>
-    private async Task<TimeSpan?> WarmUpAsync(BatchSend send, CancellationToken cancellationToken)
+    /// <returns>Whether the warm-up was answered (the call starts on a warm connection), or null when the send halted
+    /// (shutdown).</returns>
+    private async Task<bool?> WarmUpAsync(BatchSend send, CancellationToken cancellationToken)
     {
         try
         {
             // The lane teaches the pacing the round trip it measured at the connection (GongConnectionLanes).
             var warmUp = await client.WarmUpAsync(send.Lane!, cancellationToken).ConfigureAwait(false);
-            return pacing.MarginForCall(warmUp.Answered);
+            return warmUp.Answered;
         }
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
         {
@@ -155,7 +157,7 @@ internal sealed partial class GongGatedCaller(
         }
     }
 
-    private async Task<GateSlot?> TakeSlotAsync(BatchSend send, TimeSpan margin, CancellationToken cancellationToken)
+    private async Task<GateSlot?> TakeSlotAsync(BatchSend send, Func<TimeSpan> margin, CancellationToken cancellationToken)
     {
         GateSlot slot;
         try

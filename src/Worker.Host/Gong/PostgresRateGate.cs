@@ -106,8 +106,22 @@ internal sealed class PostgresRateGate
     /// <exception cref="NpgsqlException">Postgres unreachable.</exception>
     /// <exception cref="InvalidOperationException">The rate_gate row is missing (migrations not applied).</exception>
     /// <exception cref="OperationCanceledException">When <paramref name="cancellationToken"/> is cancelled.</exception>
-    public async Task<GateSlot> WaitForSlotAsync(TimeSpan margin, ProspectPriority priority, CancellationToken cancellationToken)
+    public Task<GateSlot> WaitForSlotAsync(TimeSpan margin, ProspectPriority priority, CancellationToken cancellationToken) =>
+        WaitForSlotAsync(() => margin, priority, cancellationToken);
+
+    /// <summary>As <see cref="WaitForSlotAsync(TimeSpan, ProspectPriority, CancellationToken)"/>, with the margin read
+    /// each time a slot is asked for (a caller of a lane that may not reserve far ahead asks again later, and a young
+    /// process's margin falls meanwhile).</summary>
+    /// <param name="margin">Latest arrival after the slot, read at each take (base margin plus jitter allowance; 0–10 s).</param>
+    /// <param name="priority">The batch's lane.</param>
+    /// <param name="cancellationToken">Cancels the wait.</param>
+    /// <returns>The slot taken, or the instant the gate opens when it is beyond <c>MaxGateWait</c>.</returns>
+    /// <exception cref="NpgsqlException">Postgres unreachable.</exception>
+    /// <exception cref="InvalidOperationException">The rate_gate row is missing (migrations not applied).</exception>
+    /// <exception cref="OperationCanceledException">When <paramref name="cancellationToken"/> is cancelled.</exception>
+    public async Task<GateSlot> WaitForSlotAsync(Func<TimeSpan> margin, ProspectPriority priority, CancellationToken cancellationToken)
     {
+        ArgumentNullException.ThrowIfNull(margin);
         var o = options.Value;
         var waitStarted = time.GetTimestamp();
         var lateTolerance = o.RateWindowMargin / 2;
@@ -115,8 +129,9 @@ internal sealed class PostgresRateGate
         await WarmClockAsync(cancellationToken).ConfigureAwait(false);
         while (true)
         {
-            var take = await row.TakeSlotAsync(margin, priority, reserveAhead, cancellationToken).ConfigureAwait(false);
-            gauges.ObserveTake(take, margin);
+            var recordedMargin = margin();
+            var take = await row.TakeSlotAsync(recordedMargin, priority, reserveAhead, cancellationToken).ConfigureAwait(false);
+            gauges.ObserveTake(take, recordedMargin);
             var slot = clock.ToLocal(take.At);
             if (!take.Taken && reserveAhead is { } ahead && take.At - take.Now <= o.MaxGateWait)
             {
@@ -128,7 +143,7 @@ internal sealed class PostgresRateGate
             if (!take.Taken)
             {
                 var reason = take.BlockedUntil is { } b && b >= take.At ? take.BlockedReason : "daily call limit or queue of slots";
-                return new GateSlot(false, slot, reason, time.GetElapsedTime(waitStarted), slot, take.At, margin);
+                return new GateSlot(false, slot, reason, time.GetElapsedTime(waitStarted), slot, take.At, recordedMargin);
             }
 
             await RateGateWaits.DelayUntilAsync(time, slot - RateGateWaits.PreciseLead, cancellationToken).ConfigureAwait(false);
@@ -144,7 +159,7 @@ internal sealed class PostgresRateGate
 
             await RateGateWaits.PreciseDelayUntilAsync(time, slot, cancellationToken).ConfigureAwait(false);
 
-            var taken = await UseOrMoveAsync(new GateSlot(true, slot, null, TimeSpan.Zero, slot + lateTolerance, take.At, margin), cancellationToken).ConfigureAwait(false);
+            var taken = await UseOrMoveAsync(new GateSlot(true, slot, null, TimeSpan.Zero, slot + lateTolerance, take.At, recordedMargin), cancellationToken).ConfigureAwait(false);
             if (taken is not null)
             {
                 return taken with { Waited = time.GetElapsedTime(waitStarted) };

@@ -1,3 +1,4 @@
+using Microsoft.Extensions.Time.Testing;
 using Microsoft.Extensions.Options;
 using Worker.Host.Gong;
 
@@ -25,13 +26,19 @@ public sealed class GatePacingTests
     [Fact]
     public void The_margin_starts_with_the_initial_allowance_then_follows_the_measured_jitter()
     {
-        var pacing = new RateGatePacing(Options.Create(new GongOptions()));
+        var pacing = new RateGatePacing(Options.Create(new GongOptions()), new FakeTimeProvider());
         var b = new GongOptions().RateWindowMargin.TotalMilliseconds;
         Assert.Equal(TimeSpan.FromMilliseconds(b + 100), pacing.Margin);
         Assert.Equal("initial", pacing.MarginSource);
 
-        // Round trips of 10–90 ms (jitter up to 80 ms); a cold one (handshake) is kept apart.
+        // The process's youth (8 calls), then round trips of 10–90 ms (jitter up to 80 ms); a cold one (handshake) is
+        // kept apart.
         pacing.RecordWarmUp(TimeSpan.FromMilliseconds(400), newConnection: true, answered: true);
+        for (var i = 0; i < 8; i++)
+        {
+            pacing.RecordWarmUp(TimeSpan.FromMilliseconds(10), newConnection: false, answered: true);
+        }
+
         for (var i = 0; i < 64; i++)
         {
             pacing.RecordWarmUp(TimeSpan.FromMilliseconds(10 + (i * 80 / 63.0)), newConnection: false, answered: true);
@@ -51,9 +58,9 @@ public sealed class GatePacingTests
     }
 
     [Fact]
-    public void A_young_process_keeps_a_floor_that_falls_from_the_initial_allowance_to_the_learned_one_over_16_calls()
+    public void A_young_process_keeps_a_floor_that_falls_from_the_initial_allowance_to_the_learned_one_over_8_calls()
     {
-        var pacing = new RateGatePacing(Options.Create(new GongOptions()));
+        var pacing = new RateGatePacing(Options.Create(new GongOptions()), new FakeTimeProvider());
         var b = new GongOptions().RateWindowMargin.TotalMilliseconds;
 
         // A learning burst on a quiet network: 24 round trips of 10–12 ms, none followed by a call.
@@ -65,22 +72,88 @@ public sealed class GatePacingTests
         Assert.Equal("learned", pacing.MarginSource);
         Assert.Equal(b + 100, pacing.Margin.TotalMilliseconds, 3);
         var margins = new List<double>();
-        for (var call = 1; call <= 16; call++)
+        for (var call = 1; call <= 8; call++)
         {
             pacing.RecordWarmUp(TimeSpan.FromMilliseconds(11), newConnection: false, answered: true);
             margins.Add(pacing.Margin.TotalMilliseconds);
         }
 
-        Assert.Equal(b + 100 - 6.25, margins[0], 3);
-        Assert.Equal(b + 50, margins[7], 3);
+        Assert.Equal(b + 100 - 12.5, margins[0], 3);
+        Assert.Equal(b + 50, margins[3], 3);
         Assert.True(margins.Zip(margins.Skip(1)).All(m => m.Second <= m.First), string.Join(", ", margins));
         Assert.InRange(margins[^1], b, b + 3);
     }
 
     [Fact]
+    public void A_young_process_is_grown_5_s_after_its_first_call_however_few_calls_it_made()
+    {
+        var clock = new FakeTimeProvider();
+        var pacing = new RateGatePacing(Options.Create(new GongOptions()), clock);
+        var b = new GongOptions().RateWindowMargin.TotalMilliseconds;
+        for (var i = 0; i < 24; i++)
+        {
+            pacing.RecordWarmUp(TimeSpan.FromMilliseconds(10 + (i % 3)), newConnection: false, answered: true, burst: true);
+        }
+
+        // One call (1/8 of the calls), then 2.5 s: half the young period, so the floor is half the initial allowance.
+        pacing.RecordWarmUp(TimeSpan.FromMilliseconds(11), newConnection: false, answered: true);
+        Assert.Equal(b + 100 - 12.5, pacing.Margin.TotalMilliseconds, 3);
+        clock.Advance(TimeSpan.FromSeconds(2.5));
+        Assert.Equal(b + 50, pacing.Margin.TotalMilliseconds, 3);
+        clock.Advance(TimeSpan.FromSeconds(2.5));
+        Assert.InRange(pacing.Margin.TotalMilliseconds, b, b + 3);
+    }
+
+    [Fact]
+    public void A_grown_process_forgets_the_round_trips_of_its_youth_once_12_are_measured_since()
+    {
+        var clock = new FakeTimeProvider();
+        var pacing = new RateGatePacing(Options.Create(new GongOptions()), clock);
+        var b = new GongOptions().RateWindowMargin.TotalMilliseconds;
+
+        // The burst ran while the process (and the other replicas) were starting: round trips of 10–60 ms.
+        for (var i = 0; i < 24; i++)
+        {
+            pacing.RecordWarmUp(TimeSpan.FromMilliseconds(10 + (i * 50 / 23.0)), newConnection: false, answered: true, burst: true);
+        }
+
+        // The first call, then 5 s: grown. Calls on a quiet network: 10–12 ms. While fewer than 12 are measured since,
+        // the youth's round trips still count.
+        pacing.RecordWarmUp(TimeSpan.FromMilliseconds(11), newConnection: false, answered: true);
+        clock.Advance(TimeSpan.FromSeconds(5));
+        for (var i = 0; i < 11; i++)
+        {
+            pacing.RecordWarmUp(TimeSpan.FromMilliseconds(10 + (i % 3)), newConnection: false, answered: true);
+            clock.Advance(TimeSpan.FromSeconds(1));
+        }
+
+        Assert.InRange(pacing.Margin.TotalMilliseconds, b + 50, b + 60);
+        pacing.RecordWarmUp(TimeSpan.FromMilliseconds(11), newConnection: false, answered: true);
+        Assert.InRange(pacing.Margin.TotalMilliseconds, b + 2, b + 3);
+    }
+
+    [Fact]
+    public void A_young_process_keeps_the_learning_burst_in_its_allowance()
+    {
+        var pacing = new RateGatePacing(Options.Create(new GongOptions()), new FakeTimeProvider());
+        for (var i = 0; i < 24; i++)
+        {
+            pacing.RecordWarmUp(TimeSpan.FromMilliseconds(10 + (i * 150 / 23.0)), newConnection: false, answered: true, burst: true);
+        }
+
+        // 7 calls within the young period, on a quiet network: the burst's 150 ms spread still sets the allowance.
+        for (var i = 0; i < 7; i++)
+        {
+            pacing.RecordWarmUp(TimeSpan.FromMilliseconds(10), newConnection: false, answered: true);
+        }
+
+        Assert.InRange(pacing.Margin.TotalMilliseconds, new GongOptions().RateWindowMargin.TotalMilliseconds + 150, 1000);
+    }
+
+    [Fact]
     public void A_warm_up_without_an_answer_teaches_nothing()
     {
-        var pacing = new RateGatePacing(Options.Create(new GongOptions()));
+        var pacing = new RateGatePacing(Options.Create(new GongOptions()), new FakeTimeProvider());
         for (var i = 0; i < 20; i++)
         {
             pacing.RecordWarmUp(TimeSpan.FromSeconds(10), newConnection: false, answered: false);
