@@ -42,11 +42,12 @@ public sealed class RateLimitTests
         var t0 = time.GetUtcNow();
         foreach (var ms in new[] { 0, 333, 666 })
         {
+            time.SetUtcNow(t0.AddMilliseconds(ms));
             Assert.True(state.TryAcquireRateSlot(t0.AddMilliseconds(ms)).Accepted);
         }
 
         // Arrived at 999 ms, decided at 1,050 ms (slow body read): still the fourth arrival within one second.
-        time.Advance(TimeSpan.FromMilliseconds(1050));
+        time.SetUtcNow(t0.AddMilliseconds(1050));
         var late = state.TryAcquireRateSlot(t0.AddMilliseconds(999));
         Assert.False(late.Accepted);
         Assert.True(late.SelfCaused);
@@ -59,20 +60,25 @@ public sealed class RateLimitTests
     }
 
     [Fact]
-    public void A_call_decided_after_a_later_arrival_is_judged_no_less_strictly()
+    public void A_call_decided_after_a_later_arrival_is_judged_by_arrival_times()
     {
         var time = new Microsoft.Extensions.Time.Testing.FakeTimeProvider(new DateTimeOffset(2026, 11, 29, 10, 0, 0, TimeSpan.Zero));
         var state = new SimulatorState(new SimulatorOptions(), time);
         var t0 = time.GetUtcNow();
-        time.Advance(TimeSpan.FromMilliseconds(1400));
-        Assert.True(state.TryAcquireRateSlot(t0.AddMilliseconds(0)).Accepted);
-        Assert.True(state.TryAcquireRateSlot(t0.AddMilliseconds(500)).Accepted);
-        Assert.True(state.TryAcquireRateSlot(t0.AddMilliseconds(1300)).Accepted);
+        foreach (var ms in new[] { 2, 4, 900 })
+        {
+            time.SetUtcNow(t0.AddMilliseconds(ms));
+            Assert.True(state.TryAcquireRateSlot(t0.AddMilliseconds(ms)).Accepted);
+        }
 
-        // Arrived at 1,200 ms but decided after the one at 1,300: 500, 1,200 and 1,300 lie within one second of the
-        // 1,200 arrival's window, so a fourth in that window is refused whichever order they were decided in.
-        Assert.True(state.TryAcquireRateSlot(t0.AddMilliseconds(1200)).Accepted);
-        Assert.False(state.TryAcquireRateSlot(t0.AddMilliseconds(1350)).Accepted);
+        // B arrived at 1,005 ms and is decided first: 2 and 4 are more than a second before it.
+        time.SetUtcNow(t0.AddMilliseconds(1020));
+        Assert.True(state.TryAcquireRateSlot(t0.AddMilliseconds(1005)).Accepted);
+
+        // A arrived at 1,000 ms, before B, and is decided after it: 2, 4, 900 and 1,000 lie within one second.
+        var a = state.TryAcquireRateSlot(t0.AddMilliseconds(1000));
+        Assert.False(a.Accepted);
+        Assert.True(a.SelfCaused);
     }
 
     [Fact]

@@ -55,7 +55,7 @@ internal static class GongEndpoints
     private static async Task HandleAsync(HttpContext http, SimulatorState state, string endpoint)
     {
         var time = state.Time;
-        // Counted at the door: routing, the endpoint's first run and reading the body are Gong's time, not the network's.
+        // Counted at the door: the endpoint's first run and reading the body are Gong's time, not the network's.
         var arrived = http.Items.TryGetValue(ArrivedKey, out var door) && door is DateTimeOffset at ? at : time.GetUtcNow();
         var started = time.GetTimestamp();
         var requestId = state.NewRequestId();

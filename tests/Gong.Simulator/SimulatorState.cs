@@ -16,8 +16,8 @@ public sealed class SimulatorState
     private readonly Dictionary<string, List<FlowInstance>> _instances = new(StringComparer.Ordinal);
     private readonly HashSet<string> _transientSeen = new(StringComparer.Ordinal);
     private readonly List<CallRecord> _calls = [];
-    private readonly Queue<DateTimeOffset> _acceptedInLastSecond = new();
-    private readonly Queue<DateTimeOffset> _ownAcceptedInLastSecond = new();
+    private readonly List<DateTimeOffset> _acceptedInLastSecond = [];
+    private readonly List<DateTimeOffset> _ownAcceptedInLastSecond = [];
     private readonly Queue<ScriptedFault> _script = new();
     private Random _random;
     private FaultOptions _faults;
@@ -312,9 +312,9 @@ public sealed class SimulatorState
     /// Counts the call against the per-second and daily limits at the instant it arrived at the door
     /// (<paramref name="arrived"/>: after the simulated network, before the body is read and parsed, as a gateway counts
     /// it; never later than now), or says how long to wait (whole seconds, at least 1). Every call accepted since
-    /// <paramref name="arrived"/> minus 1 s counts, also one decided earlier that arrived a little later, so a call
-    /// decided out of its arrival order is judged at least as strictly as in order. A refusal of the per-second limit
-    /// is self-caused when this client's own accepted calls alone already fill the window.
+    /// <paramref name="arrived"/> minus 1 s counts, also one decided earlier that arrived later (a window holding both
+    /// is checked), so a call decided out of its arrival order is judged by arrival times all the same. A refusal of the
+    /// per-second limit is self-caused when this client's own accepted calls alone already fill the window.
     /// </summary>
     internal RateDecision TryAcquireRateSlot(DateTimeOffset arrived) => TryAcquire(foreign: false, arrived);
 
@@ -364,17 +364,17 @@ public sealed class SimulatorState
             var clock = Time.GetUtcNow();
             var now = arrived is { } at && at < clock ? at : clock;
             var limit = _rateLimit;
-            Expire(_acceptedInLastSecond, now);
-            Expire(_ownAcceptedInLastSecond, now);
-            if (limit.RequestsPerSecond > 0 && _acceptedInLastSecond.Count >= limit.RequestsPerSecond)
+            Forget(_acceptedInLastSecond, clock);
+            Forget(_ownAcceptedInLastSecond, clock);
+            if (limit.RequestsPerSecond > 0 && WouldFill(_acceptedInLastSecond, now, limit.RequestsPerSecond))
             {
-                var wait = _acceptedInLastSecond.Peek().AddSeconds(1) - clock;
-                var selfCaused = !foreign && _ownAcceptedInLastSecond.Count >= limit.RequestsPerSecond;
+                var wait = _acceptedInLastSecond.First(t => now - t < TimeSpan.FromSeconds(1)).AddSeconds(1) - now;
+                var selfCaused = !foreign && WouldFill(_ownAcceptedInLastSecond, now, limit.RequestsPerSecond);
                 return new RateDecision(now, false, WholeSeconds(wait), limit.RetryAfterMode, "API request limit exceeded: too many requests per second", selfCaused);
             }
 
             var day = now.UtcDateTime.Date;
-            if (day != _day)
+            if (day > _day)
             {
                 _day = day;
                 _dailyCalls = 0;
@@ -386,11 +386,10 @@ public sealed class SimulatorState
                 return new RateDecision(now, false, WholeSeconds(wait), limit.RetryAfterMode, "API request limit exceeded: daily quota spent", false);
             }
 
-            // Kept in increasing order (Expire reads from the head): a call decided after a later arrival is stored at it.
-            _acceptedInLastSecond.Enqueue(Latest(_acceptedInLastSecond, now));
+            Insert(_acceptedInLastSecond, now);
             if (!foreign)
             {
-                _ownAcceptedInLastSecond.Enqueue(Latest(_ownAcceptedInLastSecond, now));
+                Insert(_ownAcceptedInLastSecond, now);
             }
 
             _dailyCalls++;
@@ -398,16 +397,34 @@ public sealed class SimulatorState
         }
     }
 
-    private static DateTimeOffset Latest(Queue<DateTimeOffset> window, DateTimeOffset at) =>
-        window.Count > 0 && window.Last() > at ? window.Last() : at;
-
-    private static void Expire(Queue<DateTimeOffset> window, DateTimeOffset now)
+    /// <summary>Whether accepting an arrival at <paramref name="at"/> would put <paramref name="limit"/> + 1 arrivals
+    /// within one second: some window starting at an accepted arrival (or at <paramref name="at"/>) no later than
+    /// <paramref name="at"/> and less than 1 s before it holds <paramref name="limit"/> accepted arrivals besides it,
+    /// counting arrivals decided earlier that came later.</summary>
+    private static bool WouldFill(List<DateTimeOffset> accepted, DateTimeOffset at, int limit)
     {
-        while (window.Count > 0 && now - window.Peek() >= TimeSpan.FromSeconds(1))
+        var second = TimeSpan.FromSeconds(1);
+        foreach (var start in accepted.Where(t => t <= at && at - t < second).Append(at))
         {
-            window.Dequeue();
+            if (accepted.Count(t => t >= start && t - start < second) >= limit)
+            {
+                return true;
+            }
         }
+
+        return false;
     }
+
+    private static void Insert(List<DateTimeOffset> accepted, DateTimeOffset at)
+    {
+        var index = accepted.FindLastIndex(t => t <= at) + 1;
+        accepted.Insert(index, at);
+    }
+
+    /// <summary>Drops arrivals no pending decision can still see: a call is decided within a few seconds of its arrival
+    /// (the body read), so 10 s of history is kept.</summary>
+    private static void Forget(List<DateTimeOffset> accepted, DateTimeOffset clock) =>
+        accepted.RemoveAll(t => clock - t >= TimeSpan.FromSeconds(10));
 
     internal RetryAfterMode CurrentRetryAfterMode()
     {

@@ -54,7 +54,7 @@ internal sealed partial class BatchSizeGuard(GongBatchLimit batchLimit, IOptions
         IDisposable held;
         try
         {
-            held = await batchLimit.EnterUnprovenAsync(cancellationToken).ConfigureAwait(false);
+            held = await batchLimit.EnterUnprovenAsync(count, cancellationToken).ConfigureAwait(false);
         }
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
         {
@@ -93,7 +93,16 @@ internal sealed partial class BatchSizeGuard(GongBatchLimit batchLimit, IOptions
         var limit = 0;
         if (result.Kind == GongCallKind.Answered)
         {
-            batchLimit.Prove(count);
+            try
+            {
+                await batchLimit.ProveAsync(count, CancellationToken.None).ConfigureAwait(false);
+            }
+            catch (Exception ex) when (ex is NpgsqlException or TimeoutException)
+            {
+                // Proven in this replica all the same; the others prove it with their own first answer.
+                LogLimitUnavailable(ex, send.Batch.BatchId);
+            }
+
             if (work.SplitFrom is { } bisection && bisection.HalfAnswered())
             {
                 limit = (bisection.Size + 1) / 2;

@@ -16,7 +16,8 @@ namespace Worker.Host.Gong;
 /// The effective batch size is the configured <c>MaxBatchSize</c>, lowered to a learned limit stored under the same
 /// MaxBatchSize and after <c>ForgetBatchLimitLearnedBefore</c>. Until a call of a given size has been answered, this
 /// replica sends at most one call of that (unproven) size at a time, so a lowered limit costs at most one 400 per
-/// replica. Gauge: <c>flow_assignment.gong.batch_limit</c>. Thread-safe.
+/// replica; an answered call of MaxBatchSize in any replica is stored as the limit MaxBatchSize (where none is stored),
+/// so every replica knows that size is accepted. Gauge: <c>flow_assignment.gong.batch_limit</c>. Thread-safe.
 /// </summary>
 internal sealed partial class GongBatchLimit : IDisposable
 {
@@ -32,7 +33,22 @@ internal sealed partial class GongBatchLimit : IDisposable
             OR (@forget_before IS NOT NULL AND batch_limit_learned_at < @forget_before))
         """;
 
+    // Stores that Gong answered a call of MaxBatchSize: only where no limit (valid under this configuration) is stored,
+    // so it never lowers a learned limit nor survives a change of MaxBatchSize or ForgetBatchLimitLearnedBefore.
+    private const string ProveSql = """
+        UPDATE rate_gate SET
+            learned_batch_limit = @limit, batch_limit_learned_at = COALESCE(@now, clock_timestamp()),
+            batch_limit_reason = @reason, batch_limit_max_batch_size = @max_batch_size
+        WHERE id = 1 AND (learned_batch_limit IS NULL
+            OR batch_limit_max_batch_size IS DISTINCT FROM @max_batch_size
+            OR (@forget_before IS NOT NULL AND batch_limit_learned_at < @forget_before))
+        """;
+
     private static readonly TimeSpan CacheFor = TimeSpan.FromSeconds(1);
+
+    /// <summary>How often a call waiting for this replica's one unproven call looks whether another replica proved the
+    /// size meanwhile.</summary>
+    private static readonly TimeSpan ProofPoll = TimeSpan.FromMilliseconds(500);
 
     private readonly NpgsqlDataSource dataSource;
     private readonly IOptions<GongOptions> options;
@@ -40,6 +56,7 @@ internal sealed partial class GongBatchLimit : IDisposable
     private readonly SemaphoreSlim unproven = new(1, 1);
     private readonly Lock sync = new();
     private int provenSize;
+    private int storedProof;
     private int effective;
     private DateTimeOffset readAt = DateTimeOffset.MinValue;
 
@@ -85,6 +102,12 @@ internal sealed partial class GongBatchLimit : IDisposable
         }
 
         var value = Math.Clamp(learned ?? o.MaxBatchSize, 1, o.MaxBatchSize);
+        if (learned is not null)
+        {
+            // Gong accepts calls up to a limit it named, or one proved by an answer (here or by another replica).
+            Prove(value);
+        }
+
         lock (sync)
         {
             effective = value;
@@ -123,7 +146,49 @@ internal sealed partial class GongBatchLimit : IDisposable
         }
     }
 
-    /// <summary>Whether a call of <paramref name="size"/> prospects was answered (not 400) before in this process.</summary>
+    /// <summary>Records that Gong answered a call of <paramref name="size"/> prospects with something other than 400
+    /// (<see cref="Prove"/>), and, for a call of <c>MaxBatchSize</c>, stores it for every replica as the learned limit
+    /// (= MaxBatchSize, with that reason; only where no limit valid under this configuration is stored, once per
+    /// process): a replica that starts later, or waits for its own first call of that size, need not prove it again.</summary>
+    /// <exception cref="NpgsqlException">Postgres unreachable (the proof still holds in this process).</exception>
+    public async Task ProveAsync(int size, CancellationToken cancellationToken)
+    {
+        Prove(size);
+        var o = options.Value;
+        if (size < o.MaxBatchSize || Interlocked.Exchange(ref storedProof, 1) == 1)
+        {
+            return;
+        }
+
+        try
+        {
+            await using var command = dataSource.CreateCommand(ProveSql);
+            command.Parameters.Add(new NpgsqlParameter("limit", NpgsqlDbType.Integer) { Value = o.MaxBatchSize });
+            command.Parameters.Add(new NpgsqlParameter("reason", NpgsqlDbType.Varchar)
+            {
+                Value = string.Create(CultureInfo.InvariantCulture, $"a call of {o.MaxBatchSize} prospects (Gong:MaxBatchSize) was answered"),
+            });
+            command.Parameters.Add(new NpgsqlParameter("max_batch_size", NpgsqlDbType.Integer) { Value = o.MaxBatchSize });
+            command.Parameters.Add(new NpgsqlParameter("now", NpgsqlDbType.TimestampTz)
+            {
+                Value = o.RateGateClock == RateGateClock.Local ? time.GetUtcNow().ToUniversalTime() : DBNull.Value,
+            });
+            command.Parameters.Add(new NpgsqlParameter("forget_before", NpgsqlDbType.TimestampTz)
+            {
+                Value = o.ForgetBatchLimitLearnedBefore is { } forget ? forget.ToUniversalTime() : DBNull.Value,
+            });
+            await command.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+        }
+        catch
+        {
+            Volatile.Write(ref storedProof, 0);
+            throw;
+        }
+    }
+
+    /// <summary>Whether a call of <paramref name="size"/> prospects is known to be accepted: one that size or larger was
+    /// answered (not 400) in this process, or a limit at least that size is stored for every replica (named by Gong,
+    /// proved by a bisection, or by an answered call of MaxBatchSize in any replica).</summary>
     public bool IsProven(int size) => size <= Volatile.Read(ref provenSize);
 
     /// <summary>Records that Gong answered a call of <paramref name="size"/> prospects with something other than 400.</summary>
@@ -137,11 +202,29 @@ internal sealed partial class GongBatchLimit : IDisposable
         while (size > current && Interlocked.CompareExchange(ref provenSize, size, current) != current);
     }
 
-    /// <summary>Waits for this replica's single slot for a call of unproven size; dispose the result to free it.</summary>
+    /// <summary>Waits for this replica's single slot for a call of <paramref name="size"/> prospects, unproven when the
+    /// wait began; dispose the result to free it. Every 500 ms it looks whether another replica proved the size
+    /// (<see cref="ProveAsync"/>); then it returns a holder of nothing (check <see cref="IsProven"/>).</summary>
     /// <exception cref="OperationCanceledException">When <paramref name="cancellationToken"/> is cancelled.</exception>
-    public async Task<IDisposable> EnterUnprovenAsync(CancellationToken cancellationToken)
+    public async Task<IDisposable> EnterUnprovenAsync(int size, CancellationToken cancellationToken)
     {
-        await unproven.WaitAsync(cancellationToken).ConfigureAwait(false);
+        while (!await unproven.WaitAsync(ProofPoll, cancellationToken).ConfigureAwait(false))
+        {
+            try
+            {
+                await GetAsync(cancellationToken).ConfigureAwait(false);
+            }
+            catch (Exception ex) when (ex is NpgsqlException or TimeoutException)
+            {
+                // Only a shortcut: keep waiting for this replica's own answer.
+            }
+
+            if (IsProven(size))
+            {
+                return new Releaser(null);
+            }
+        }
+
         return new Releaser(unproven);
     }
 
@@ -170,7 +253,7 @@ internal sealed partial class GongBatchLimit : IDisposable
     /// <inheritdoc />
     public void Dispose() => unproven.Dispose();
 
-    private sealed class Releaser(SemaphoreSlim semaphore) : IDisposable
+    private sealed class Releaser(SemaphoreSlim? semaphore) : IDisposable
     {
         private int released;
 
@@ -178,7 +261,7 @@ internal sealed partial class GongBatchLimit : IDisposable
         {
             if (Interlocked.Exchange(ref released, 1) == 0)
             {
-                semaphore.Release();
+                semaphore?.Release();
             }
         }
     }

@@ -47,6 +47,19 @@ internal sealed partial class GongBatchSender(
         var maxBatch = await batchSize.EffectiveBatchSizeAsync(cancellationToken).ConfigureAwait(false);
         using var lane = lanes.Acquire();
         send.Lane = lane.Lane;
+        if (lane.Lane.Connects == 0)
+        {
+            // A new lane opens its connection (and a young process measures its learning burst) now, not after waiting
+            // for this replica's one call of an unproven size or for its slot: the handshake is not paid in the gate.
+            try
+            {
+                await client.WarmUpAsync(lane.Lane, cancellationToken).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+            {
+                // Shutdown: the call's own warm-up halts the send.
+            }
+        }
 
         var toSend = new List<string>(ids.Count);
         if (send.MustReconcile.Count > 0)

@@ -104,6 +104,11 @@ internal sealed partial class GongGatedCaller(
 
             if (result.Kind != GongCallKind.LateForSlot)
             {
+                if (result.Kind is not (GongCallKind.NotSent or GongCallKind.Cancelled))
+                {
+                    pacing.RecordCallSent();
+                }
+
                 return result;
             }
 

@@ -9,23 +9,18 @@ namespace Worker.Host.Gong;
 /// own time is not network jitter). The window margin a call is recorded
 /// with in the shared gate is <c>RateWindowMargin</c> plus the jitter allowance: until 12 warm round trips are
 /// measured, <c>InitialJitterAllowance</c> (a lane sends a burst of uncounted warm-ups to measure 24 before the first
-/// call); then the spread of the last 64 warm round trips, from the fastest to the second slowest (scaled by
-/// (n + 1) / (n − 2) while fewer than 64 are kept, the range that many evenly spread samples suggest), at most
-/// <c>MaxJitterAllowance</c>. The slowest one alone is left out: a single stall of this process (a GC pause, a thread
-/// descheduled while the answer was read) lengthens a round trip without delaying any arrival; two stalls in 64 count.
-/// Once the process is grown (8 calls, or 5 s after its first call) and 12 round trips were measured since, the
-/// round trips of its youth (the learning burst's included) leave the window: they were taken while this process (and,
-/// with several replicas started together, the others) was still starting, a state that is over. A round trip that
-/// opened a new connection is kept apart: it teaches the
+/// call); then the spread of the last 64 warm round trips (slowest minus fastest; while fewer than 64 are kept, scaled
+/// by (n + 1) / (n − 1)), at most <c>MaxJitterAllowance</c>. Once the process is grown (8 calls sent, or 5 s after its
+/// first call was sent) and 12 round trips were measured since, the round trips of its youth (the learning burst's
+/// included) no longer set the slowest: they were taken while this process (and, with several replicas started
+/// together, the others) was still starting, a state that is over; the fastest of the whole window stays the floor.
+/// A round trip that opened a new connection is kept apart: it teaches the
 /// cold allowance given to a call whose warm-up failed (its call may have to open the connection itself). Thread-safe.
 /// </summary>
 /// <remarks>
 /// Why a round trip's spread bounds the arrival spread: a request's one-way delay varies by at most what its round
 /// trip varies (the way back only adds); Gong counts arrivals, so two calls whose starts are spaced by more than one
-/// second plus that spread arrive more than one second apart. Leaving the single slowest round trip out trades that
-/// bound for one against this process's own stalls: a stall before the request is handed to its connection makes the
-/// lane refuse the call (<see cref="GongConnectionLanes"/>), one while the answer is read delays no arrival, and only a
-/// stall in the few µs between the two, or a lone slow packet, is not covered until it happens twice in 64.
+/// second plus that spread arrive more than one second apart.
 /// </remarks>
 internal sealed class RateGatePacing(IOptions<GongOptions> options, TimeProvider time)
 {
@@ -35,7 +30,7 @@ internal sealed class RateGatePacing(IOptions<GongOptions> options, TimeProvider
 
     /// <summary>How long after its first call a process counts as young, however few calls it made: what makes a young
     /// process's calls late (code compiled at first use, the start-up work of this and the other replicas) is over by
-    /// then. A replica among three makes its 8th call about 8 s after its first at 3 calls/s.</summary>
+    /// then. A replica among three sends its 8th call about 8 s after its first at 3 calls/s.</summary>
     private static readonly TimeSpan YoungPeriod = TimeSpan.FromSeconds(5);
     private static readonly TimeSpan MinimumColdAllowance = TimeSpan.FromMilliseconds(300);
     private static readonly TimeSpan MaximumColdAllowance = TimeSpan.FromSeconds(2);
@@ -50,7 +45,7 @@ internal sealed class RateGatePacing(IOptions<GongOptions> options, TimeProvider
 
     /// <summary>The margin a call on a warm connection is recorded with (base margin plus jitter allowance). While the
     /// process is young, the allowance is at least <c>InitialJitterAllowance</c> × (1 − max(calls / 8, s since the
-    /// first call / 5 s)) (calls: warm-ups before calls, a burst's not counted): a burst's round trips are taken within
+    /// first call / 5 s)) (calls sent, <see cref="RecordCallSent"/>): a burst's round trips are taken within
     /// a few ms, so they may miss the stalls of a process that is still compiling. (Measured in drains of three replicas
     /// started together on 2 cores, arrivals counted at the simulator's door: no call arrived more than 14 ms after its
     /// start beyond the network's jitter; the latest were often a process's first calls.)</summary>
@@ -117,12 +112,6 @@ internal sealed class RateGatePacing(IOptions<GongOptions> options, TimeProvider
 
         lock (sync)
         {
-            if (!burst && !newConnection)
-            {
-                callSamples++;
-                firstCallTimestamp ??= time.GetTimestamp();
-            }
-
             if (newConnection)
             {
                 var fastest = warmRoundTrips.Count > 0 ? warmRoundTrips.Min(r => r.Ms) : 0;
@@ -141,23 +130,35 @@ internal sealed class RateGatePacing(IOptions<GongOptions> options, TimeProvider
                 return;
             }
 
-            // A grown process with enough round trips of its own grown life drops those of its youth.
+            // A grown process with enough round trips of its own grown life drops the slow ones of its youth; the fastest
+            // of the whole window stays the floor of the spread (a burst's back-to-back round trips are often the fastest).
             var grown = warmRoundTrips.Where(r => !r.Young).Select(r => r.Ms).ToArray();
             var kept = grown.Length >= MinimumSamples ? grown : [.. warmRoundTrips.Select(r => r.Ms)];
-            var sorted = kept.Order().ToArray();
-            var secondSlowest = sorted[^2];
-            // Until the window is full, fastest to second slowest of n samples falls short of the true range (for evenly
-            // spread delays by a factor (n - 2) / (n + 1)): scaled back up, so the first calls are not paced too tight.
-            var scale = sorted.Length < SampleWindow ? (sorted.Length + 1.0) / (sorted.Length - 2.0) : 1.0;
-            var spread = TimeSpan.FromMilliseconds((secondSlowest - sorted[0]) * scale);
+            var slowest = kept.Max();
+            var fastestOfWindow = warmRoundTrips.Min(r => r.Ms);
+            // Until the window is full, the spread of n samples falls short of the true range (for evenly spread delays
+            // by a factor (n - 1) / (n + 1)): scaled back up, so the first calls after a start are not paced too tight.
+            var scale = kept.Length < SampleWindow ? (kept.Length + 1.0) / (kept.Length - 1.0) : 1.0;
+            var spread = TimeSpan.FromMilliseconds((slowest - fastestOfWindow) * scale);
             jitter = spread > options.Value.MaxJitterAllowance ? options.Value.MaxJitterAllowance : spread;
             learned = true;
-            System.IO.File.AppendAllText($"/tmp/pacing-{Environment.ProcessId}.log", $"{TimeProvider.System.GetUtcNow():HH:mm:ss.fff} rtt={roundTrip.TotalMilliseconds:F1} burst={burst} n={sorted.Length} min={sorted[0]:F1} max={sorted[^1]:F1} jitter={jitter.TotalMilliseconds:F1} calls={callSamples} grown={GrownShare():F2}\n");
         }
     }
 
-    /// <summary>How far the process is from young (0) to grown (1): the larger of calls / 8 and the time since its
-    /// first call / 5 s. Call under <see cref="sync"/>.</summary>
+    /// <summary>Records a call that went on the wire (not one refused at the lane as late, nor one that never
+    /// connected): the young process's count and clock run on calls sent, not on warm-ups, which every lane makes
+    /// before it waits for its slot.</summary>
+    public void RecordCallSent()
+    {
+        lock (sync)
+        {
+            callSamples++;
+            firstCallTimestamp ??= time.GetTimestamp();
+        }
+    }
+
+    /// <summary>How far the process is from young (0) to grown (1): the larger of calls sent / 8 and the time since
+    /// its first call was sent / 5 s. Call under <see cref="sync"/>.</summary>
     private double GrownShare()
     {
         var byCalls = callSamples / (double)YoungCalls;

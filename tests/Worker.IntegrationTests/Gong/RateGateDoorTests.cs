@@ -109,6 +109,33 @@ public sealed class RateGateDoorTests
     }
 
     [Fact]
+    public async Task A_call_of_MaxBatchSize_answered_in_one_replica_lets_another_send_that_size_without_waiting_for_its_own_answer()
+    {
+        // Every answer takes 1.5 s: a replica that waited for its own first answer would send its second call that late.
+        await using var world = await World.StartAsync(faults: new FaultOptions { LatencyMinMs = 1500, LatencyMaxMs = 1500 });
+        await using var first = await world.StartReplicaAsync(TimeProvider.System);
+        await using var second = await world.StartReplicaAsync(TimeProvider.System);
+        await first.Sender.SendAsync(GongReplica.Batch(GongReplica.Ids("proof-a-", 200)), CancellationToken.None);
+
+        await using (var db = world.Database.CreateDbContext())
+        {
+            var gate = await db.RateGates.SingleAsync();
+            Assert.Equal(200, gate.LearnedBatchLimit);
+            Assert.Contains("was answered", gate.BatchLimitReason, StringComparison.Ordinal);
+        }
+
+        var results = await Task.WhenAll(
+            second.Sender.SendAsync(GongReplica.Batch(GongReplica.Ids("proof-b-", 200)), CancellationToken.None),
+            second.Sender.SendAsync(GongReplica.Batch(GongReplica.Ids("proof-c-", 200)), CancellationToken.None));
+
+        Assert.All(results.SelectMany(r => r.Prospects), p => Assert.Equal(ProspectResultKind.Assigned, p.Kind));
+        var calls = world.Simulator.State.GetCalls();
+        Assert.Equal(3, calls.Count);
+        var apart = calls[2].Time - calls[1].Time;
+        Assert.True(apart < TimeSpan.FromMilliseconds(1000), $"the second replica's two calls arrived {apart.TotalMilliseconds:F0} ms apart");
+    }
+
+    [Fact]
     public async Task A_limit_proven_by_bisection_is_learned_when_the_400_does_not_name_it()
     {
         // The simulator's own size 400 names the limit; a message that does not is a scripted plain 400.

@@ -37,6 +37,7 @@ public sealed class GatePacingTests
         for (var i = 0; i < 8; i++)
         {
             pacing.RecordWarmUp(TimeSpan.FromMilliseconds(10), newConnection: false, answered: true);
+            pacing.RecordCallSent();
         }
 
         for (var i = 0; i < 64; i++)
@@ -75,6 +76,7 @@ public sealed class GatePacingTests
         for (var call = 1; call <= 8; call++)
         {
             pacing.RecordWarmUp(TimeSpan.FromMilliseconds(11), newConnection: false, answered: true);
+            pacing.RecordCallSent();
             margins.Add(pacing.Margin.TotalMilliseconds);
         }
 
@@ -97,6 +99,7 @@ public sealed class GatePacingTests
 
         // One call (1/8 of the calls), then 2.5 s: half the young period, so the floor is half the initial allowance.
         pacing.RecordWarmUp(TimeSpan.FromMilliseconds(11), newConnection: false, answered: true);
+        pacing.RecordCallSent();
         Assert.Equal(b + 100 - 12.5, pacing.Margin.TotalMilliseconds, 3);
         clock.Advance(TimeSpan.FromSeconds(2.5));
         Assert.Equal(b + 50, pacing.Margin.TotalMilliseconds, 3);
@@ -120,6 +123,7 @@ public sealed class GatePacingTests
         // The first call, then 5 s: grown. Calls on a quiet network: 10–12 ms. While fewer than 12 are measured since,
         // the youth's round trips still count.
         pacing.RecordWarmUp(TimeSpan.FromMilliseconds(11), newConnection: false, answered: true);
+        pacing.RecordCallSent();
         clock.Advance(TimeSpan.FromSeconds(5));
         for (var i = 0; i < 11; i++)
         {
@@ -145,9 +149,52 @@ public sealed class GatePacingTests
         for (var i = 0; i < 7; i++)
         {
             pacing.RecordWarmUp(TimeSpan.FromMilliseconds(10), newConnection: false, answered: true);
+            pacing.RecordCallSent();
         }
 
         Assert.InRange(pacing.Margin.TotalMilliseconds, new GongOptions().RateWindowMargin.TotalMilliseconds + 150, 1000);
+    }
+
+    [Fact]
+    public void Warm_ups_of_many_lanes_before_the_first_call_is_sent_leave_the_process_young()
+    {
+        var clock = new FakeTimeProvider();
+        var pacing = new RateGatePacing(Options.Create(new GongOptions()), clock);
+        var b = new GongOptions().RateWindowMargin.TotalMilliseconds;
+
+        // Eight lanes (Dispatch:MaxConcurrentBatches) warm up, then wait seconds in the queue of slots: no call is sent.
+        for (var i = 0; i < 32; i++)
+        {
+            pacing.RecordWarmUp(TimeSpan.FromMilliseconds(10 + (i % 3)), newConnection: false, answered: true, burst: i < 24);
+        }
+
+        clock.Advance(TimeSpan.FromSeconds(8));
+        Assert.Equal(b + 100, pacing.Margin.TotalMilliseconds, 3);
+    }
+
+    [Fact]
+    public void The_fastest_round_trip_of_the_youth_stays_the_floor_of_the_spread()
+    {
+        var clock = new FakeTimeProvider();
+        var pacing = new RateGatePacing(Options.Create(new GongOptions()), clock);
+        var b = new GongOptions().RateWindowMargin.TotalMilliseconds;
+
+        // The burst, back to back on an idle connection: 2–4 ms. Then a grown process's calls: 10–12 ms.
+        for (var i = 0; i < 24; i++)
+        {
+            pacing.RecordWarmUp(TimeSpan.FromMilliseconds(2 + (i % 3)), newConnection: false, answered: true, burst: true);
+        }
+
+        pacing.RecordCallSent();
+        clock.Advance(TimeSpan.FromSeconds(5));
+        for (var i = 0; i < 12; i++)
+        {
+            pacing.RecordWarmUp(TimeSpan.FromMilliseconds(10 + (i % 3)), newConnection: false, answered: true);
+            pacing.RecordCallSent();
+        }
+
+        // Slowest of the grown (12) minus fastest of the window (2): 10 ms, scaled by 13 / 11.
+        Assert.Equal(b + (10 * 13 / 11.0), pacing.Margin.TotalMilliseconds, 3);
     }
 
     [Fact]
