@@ -124,21 +124,8 @@ internal sealed partial class GongBatchLimit : IDisposable
     /// <exception cref="NpgsqlException">Postgres unreachable.</exception>
     public async Task LearnAsync(int limit, string reason, CancellationToken cancellationToken)
     {
-        var o = options.Value;
-        limit = Math.Clamp(limit, 1, o.MaxBatchSize);
-        await using var command = dataSource.CreateCommand(LearnSql);
-        command.Parameters.Add(new NpgsqlParameter("limit", NpgsqlDbType.Integer) { Value = limit });
-        command.Parameters.Add(new NpgsqlParameter("reason", NpgsqlDbType.Varchar) { Value = reason.Length > 512 ? reason[..512] : reason });
-        command.Parameters.Add(new NpgsqlParameter("max_batch_size", NpgsqlDbType.Integer) { Value = o.MaxBatchSize });
-        command.Parameters.Add(new NpgsqlParameter("now", NpgsqlDbType.TimestampTz)
-        {
-            Value = o.RateGateClock == RateGateClock.Local ? time.GetUtcNow().ToUniversalTime() : DBNull.Value,
-        });
-        command.Parameters.Add(new NpgsqlParameter("forget_before", NpgsqlDbType.TimestampTz)
-        {
-            Value = o.ForgetBatchLimitLearnedBefore is { } forget ? forget.ToUniversalTime() : DBNull.Value,
-        });
-        await command.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+        limit = Math.Clamp(limit, 1, options.Value.MaxBatchSize);
+        await StoreAsync(LearnSql, limit, reason, cancellationToken).ConfigureAwait(false);
         lock (sync)
         {
             effective = Math.Min(effective, limit);
@@ -154,36 +141,42 @@ internal sealed partial class GongBatchLimit : IDisposable
     public async Task ProveAsync(int size, CancellationToken cancellationToken)
     {
         Prove(size);
-        var o = options.Value;
-        if (size < o.MaxBatchSize || Interlocked.Exchange(ref storedProof, 1) == 1)
+        var max = options.Value.MaxBatchSize;
+        if (size < max || Interlocked.Exchange(ref storedProof, 1) == 1)
         {
             return;
         }
 
         try
         {
-            await using var command = dataSource.CreateCommand(ProveSql);
-            command.Parameters.Add(new NpgsqlParameter("limit", NpgsqlDbType.Integer) { Value = o.MaxBatchSize });
-            command.Parameters.Add(new NpgsqlParameter("reason", NpgsqlDbType.Varchar)
-            {
-                Value = string.Create(CultureInfo.InvariantCulture, $"a call of {o.MaxBatchSize} prospects (Gong:MaxBatchSize) was answered"),
-            });
-            command.Parameters.Add(new NpgsqlParameter("max_batch_size", NpgsqlDbType.Integer) { Value = o.MaxBatchSize });
-            command.Parameters.Add(new NpgsqlParameter("now", NpgsqlDbType.TimestampTz)
-            {
-                Value = o.RateGateClock == RateGateClock.Local ? time.GetUtcNow().ToUniversalTime() : DBNull.Value,
-            });
-            command.Parameters.Add(new NpgsqlParameter("forget_before", NpgsqlDbType.TimestampTz)
-            {
-                Value = o.ForgetBatchLimitLearnedBefore is { } forget ? forget.ToUniversalTime() : DBNull.Value,
-            });
-            await command.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
+            var reason = string.Create(CultureInfo.InvariantCulture, $"a call of {max} prospects (Gong:MaxBatchSize) was answered");
+            await StoreAsync(ProveSql, max, reason, cancellationToken).ConfigureAwait(false);
         }
         catch
         {
             Volatile.Write(ref storedProof, 0);
             throw;
         }
+    }
+
+    /// <summary>Runs <paramref name="sql"/> (<see cref="LearnSql"/> or <see cref="ProveSql"/>) with the limit, its
+    /// reason (cut to 512 characters), the configured MaxBatchSize, the clock and ForgetBatchLimitLearnedBefore.</summary>
+    private async Task StoreAsync(string sql, int limit, string reason, CancellationToken cancellationToken)
+    {
+        var o = options.Value;
+        await using var command = dataSource.CreateCommand(sql);
+        command.Parameters.Add(new NpgsqlParameter("limit", NpgsqlDbType.Integer) { Value = limit });
+        command.Parameters.Add(new NpgsqlParameter("reason", NpgsqlDbType.Varchar) { Value = reason.Length > 512 ? reason[..512] : reason });
+        command.Parameters.Add(new NpgsqlParameter("max_batch_size", NpgsqlDbType.Integer) { Value = o.MaxBatchSize });
+        command.Parameters.Add(new NpgsqlParameter("now", NpgsqlDbType.TimestampTz)
+        {
+            Value = o.RateGateClock == RateGateClock.Local ? time.GetUtcNow().ToUniversalTime() : DBNull.Value,
+        });
+        command.Parameters.Add(new NpgsqlParameter("forget_before", NpgsqlDbType.TimestampTz)
+        {
+            Value = o.ForgetBatchLimitLearnedBefore is { } forget ? forget.ToUniversalTime() : DBNull.Value,
+        });
+        await command.ExecuteNonQueryAsync(cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>Whether a call of <paramref name="size"/> prospects is known to be accepted: one that size or larger was
