@@ -47,10 +47,11 @@ internal sealed partial class GongBatchSender(
         var maxBatch = await batchSize.EffectiveBatchSizeAsync(cancellationToken).ConfigureAwait(false);
         using var lane = lanes.Acquire();
         send.Lane = lane.Lane;
-        if (lane.Lane.Connects == 0)
+        if (lane.Lane.FirstUse())
         {
             // A new lane opens its connection (and a young process measures its learning burst) now, not after waiting
             // for this replica's one call of an unproven size or for its slot: the handshake is not paid in the gate.
+            // Once per lane: while Gong is unreachable, the call's own warm-up is the only one that waits.
             try
             {
                 await client.WarmUpAsync(lane.Lane, cancellationToken).ConfigureAwait(false);

@@ -10,6 +10,7 @@ internal sealed class GongLane : IDisposable
     private readonly Func<GongLane, SocketsHttpHandler> factory;
     private SocketsHttpHandler handler;
     private int connects;
+    private int used;
 
     /// <summary>Creates lane <paramref name="index"/>; <paramref name="factory"/> makes its handler (again at each rotation).</summary>
     public GongLane(int index, Func<GongLane, SocketsHttpHandler> factory)
@@ -25,6 +26,9 @@ internal sealed class GongLane : IDisposable
 
     /// <summary>New TCP connections this lane has opened so far (a warm-up that raised it met a cold connection).</summary>
     public int Connects => Volatile.Read(ref connects);
+
+    /// <summary>True for the first caller only: the lane's first use (its connection is opened then, once).</summary>
+    public bool FirstUse() => Interlocked.Exchange(ref used, 1) == 0;
 
     /// <summary>When the lane's current connection was opened (UTC), or null before the first.</summary>
     public DateTimeOffset? ConnectedAt { get; private set; }
