@@ -19,8 +19,8 @@ namespace Worker.Host.Gong;
 /// anywhere on the way (a GC pause, a descheduled thread) sends nothing (<see cref="GongLateForSlotException"/>), nor
 /// does a call while a 429 answered on any lane of this process is held here (its Retry-After, at most 1 s): the
 /// caller read the shared block before that 429 was stored;</item>
-/// <item>a warm-up's round trip is measured from the hand-off to the first bytes of its response read from the socket
-/// (<see cref="GongResponseTimingStream"/>), without the pipeline's own time on either side, and taught to <see cref="RateGatePacing"/>. Until the pacing has measured <see cref="LearningSamples"/> warm
+/// <item>a warm-up's round trip is measured from the hand-off to the response headers, without the pipeline's own
+/// time, and taught to <see cref="RateGatePacing"/>. Until the pacing has measured <see cref="LearningSamples"/> warm
 /// round trips, a warm-up first sends up to <see cref="LearningBurst"/> more uncounted <c>HEAD</c>s on its connection,
 /// so the first calls are paced with a measured allowance, not the initial one.</item>
 /// </list>
@@ -148,7 +148,7 @@ internal sealed class GongConnectionLanes(IOptions<GongOptions> options, TimePro
     }
 
     /// <summary>Sends a warm-up on its lane, preceded by a learning burst while few round trips are known, and teaches
-    /// each answered round trip (hand-off to the first bytes of the response) to the pacing.</summary>
+    /// each answered round trip (hand-off to response headers) to the pacing.</summary>
     private async Task<HttpResponseMessage> WarmUpAsync(GongLane lane, HttpRequestMessage request, CancellationToken cancellationToken)
     {
         for (var i = 0; i < LearningBurst && pacing.WarmSamples < LearningSamples && request.RequestUri is { } uri; i++)
@@ -165,8 +165,7 @@ internal sealed class GongConnectionLanes(IOptions<GongOptions> options, TimePro
         var connects = lane.Connects;
         var started = time.GetTimestamp();
         var response = await lane.SendAsync(request, cancellationToken).ConfigureAwait(false);
-        var ended = lane.ResponseBytesReadAfter(started) ?? time.GetTimestamp();
-        pacing.RecordWarmUp(time.GetElapsedTime(started, ended), lane.Connects != connects, answered: true, burst);
+        pacing.RecordWarmUp(time.GetElapsedTime(started), lane.Connects != connects, answered: true, burst);
         return response;
     }
 
@@ -217,8 +216,7 @@ internal sealed class GongConnectionLanes(IOptions<GongOptions> options, TimePro
             {
                 await socket.ConnectAsync(context.DnsEndPoint, cancellationToken).ConfigureAwait(false);
                 lane?.Connected(time.GetUtcNow());
-                var network = new NetworkStream(socket, ownsSocket: true);
-                return lane is null ? network : new GongResponseTimingStream(network, lane, time);
+                return new NetworkStream(socket, ownsSocket: true);
             }
             catch
             {

@@ -11,7 +11,6 @@ internal sealed class GongLane : IDisposable
     private SocketsHttpHandler handler;
     private int connects;
     private int used;
-    private long responseBytesReadAt;
 
     /// <summary>Creates lane <paramref name="index"/>; <paramref name="factory"/> makes its handler (again at each rotation).</summary>
     public GongLane(int index, Func<GongLane, SocketsHttpHandler> factory)
@@ -30,15 +29,6 @@ internal sealed class GongLane : IDisposable
 
     /// <summary>True for the first caller only: the lane's first use (its connection is opened then, once).</summary>
     public bool FirstUse() => Interlocked.Exchange(ref used, 1) == 0;
-
-    /// <summary>The first bytes of the latest response were read from this lane's connection at this timestamp
-    /// (<see cref="TimeProvider.GetTimestamp"/>), when that was after <paramref name="handedOffAt"/> (the timestamp the
-    /// request was handed to the connection); else null (no response read since).</summary>
-    public long? ResponseBytesReadAfter(long handedOffAt) => Volatile.Read(ref responseBytesReadAt) is var at && at > handedOffAt ? at : null;
-
-    /// <summary>Records that the first bytes of a response were read (<see cref="GongResponseTimingStream"/>).</summary>
-    /// <param name="timestamp">When (<see cref="TimeProvider.GetTimestamp"/>).</param>
-    public void ResponseBytesRead(long timestamp) => Volatile.Write(ref responseBytesReadAt, timestamp);
 
     /// <summary>When the lane's current connection was opened (UTC), or null before the first.</summary>
     public DateTimeOffset? ConnectedAt { get; private set; }

@@ -5,9 +5,8 @@ namespace Worker.Host.Gong;
 /// <summary>
 /// What this replica knows about the timing between its sends and their arrival at Gong, learned from the warm-up
 /// request each call is preceded by (<see cref="GongApiClient.WarmUpAsync"/>), as measured by the connection lane from
-/// the hand-off to the connection until the first bytes of the response were read from the socket
-/// (<see cref="GongConnectionLanes"/>, <see cref="GongResponseTimingStream"/>: the HTTP pipeline's own time, on the way
-/// out or back, is not network jitter). The window margin a call is recorded
+/// the hand-off to the connection until the response headers (<see cref="GongConnectionLanes"/>: the HTTP pipeline's
+/// own time is not network jitter). The window margin a call is recorded
 /// with in the shared gate is <c>RateWindowMargin</c> plus the jitter allowance: until 12 warm round trips are
 /// measured, <c>InitialJitterAllowance</c> (a lane sends a burst of uncounted warm-ups to measure 24 before the first
 /// call); then the spread of the last 64 warm round trips (slowest minus fastest; while fewer than 64 are kept, scaled
