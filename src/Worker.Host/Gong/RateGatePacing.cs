@@ -9,8 +9,11 @@ namespace Worker.Host.Gong;
 /// own time is not network jitter). The window margin a call is recorded
 /// with in the shared gate is <c>RateWindowMargin</c> plus the jitter allowance: until 12 warm round trips are
 /// measured, <c>InitialJitterAllowance</c> (a lane sends a burst of uncounted warm-ups to measure 24 before the first
-/// call); then the spread of the last 64 warm round trips (slowest minus fastest; while fewer than 64 are kept, scaled
-/// by (n + 1) / (n − 1)), at most <c>MaxJitterAllowance</c>. Once the process is grown (8 calls sent, or 5 s after its
+/// call); then the spread of the last 256 warm round trips (slowest minus fastest; while fewer than 256 are kept, scaled
+/// by (n + 1) / (n − 1)), at most <c>MaxJitterAllowance</c>. 256 (about 85 s of one replica's calls at 3 calls/s),
+/// not 64: the spread must cover the rare late arrival, and with 64 it often did not (drains of three replicas on 2
+/// cores: 4 self-caused 429s in 7 runs, each after a call that arrived 16–24 ms after its start while its margin was
+/// smaller; none in the runs with 256). Once the process is grown (8 calls sent, or 5 s after its
 /// first call was sent) and 12 round trips were measured since, the round trips of its youth (the learning burst's
 /// included) no longer set the slowest: they were taken while this process (and, with several replicas started
 /// together, the others) was still starting, a state that is over; the fastest of the whole window stays the floor.
@@ -24,7 +27,7 @@ namespace Worker.Host.Gong;
 /// </remarks>
 internal sealed class RateGatePacing(IOptions<GongOptions> options, TimeProvider time)
 {
-    private const int SampleWindow = 64;
+    private const int SampleWindow = 256;
     private const int MinimumSamples = 12;
     private const int YoungCalls = 8;
 
@@ -62,7 +65,7 @@ internal sealed class RateGatePacing(IOptions<GongOptions> options, TimeProvider
         }
     }
 
-    /// <summary>Warm round trips measured so far (at most 64 are kept).</summary>
+    /// <summary>Warm round trips measured so far (at most 256 are kept).</summary>
     public int WarmSamples
     {
         get

@@ -40,9 +40,9 @@ public sealed class GatePacingTests
             pacing.RecordCallSent();
         }
 
-        for (var i = 0; i < 64; i++)
+        for (var i = 0; i < 256; i++)
         {
-            pacing.RecordWarmUp(TimeSpan.FromMilliseconds(10 + (i * 80 / 63.0)), newConnection: false, answered: true);
+            pacing.RecordWarmUp(TimeSpan.FromMilliseconds(10 + (i * 80 / 255.0)), newConnection: false, answered: true);
         }
 
         Assert.Equal("learned", pacing.MarginSource);
@@ -50,7 +50,7 @@ public sealed class GatePacingTests
         Assert.InRange((pacing.MarginForCall(warm: false) - pacing.Margin).TotalMilliseconds, 300, 2000);
 
         // Quiet network: the allowance shrinks to the measured spread, so the gate gets close to R / (1 + J).
-        for (var i = 0; i < 64; i++)
+        for (var i = 0; i < 256; i++)
         {
             pacing.RecordWarmUp(TimeSpan.FromMilliseconds(10 + (i % 3)), newConnection: false, answered: true);
         }

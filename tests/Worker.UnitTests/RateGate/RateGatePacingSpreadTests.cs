@@ -27,13 +27,13 @@ public sealed class RateGatePacingSpreadTests
         Assert.True(pacing.Learned);
         Assert.Equal(b + (22 * 13 / 11.0), pacing.Margin.TotalMilliseconds, precision: 3);
 
-        // 64 samples, same spread: the raw spread.
-        for (var i = 0; i < 52; i++)
+        // 256 samples (a full window), same spread: the raw spread.
+        for (var i = 0; i < 244; i++)
         {
             pacing.RecordWarmUp(TimeSpan.FromMilliseconds(10 + (i % 23)), newConnection: false, answered: true);
         }
 
-        Assert.Equal(64, pacing.WarmSamples);
+        Assert.Equal(256, pacing.WarmSamples);
         Assert.Equal(b + 22, pacing.Margin.TotalMilliseconds, precision: 3);
     }
 }
