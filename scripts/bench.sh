@@ -9,6 +9,11 @@ cd "$(dirname "$0")/.."
 eval "$(scripts/services-up.sh)"
 dotnet build src/Worker.Host -c Release -nologo -v quiet
 dotnet build tests/Worker.Benchmarks -c Release -nologo -v quiet
+# The worker processes run what the image runs: published ReadyToRun (src/Worker.Host/Dockerfile), so a replica's start
+# compiles little; three replicas started together on 2 cores otherwise slow each other for their first seconds.
+dotnet publish src/Worker.Host -c Release -r linux-x64 --self-contained false -p:PublishReadyToRun=true \
+  -p:UseAppHost=false -o .bench/worker -nologo -v quiet
 args=("$@")
 [ ${#args[@]} -gt 0 ] || args=(all)
+[[ " ${args[*]} " == *" --worker-dll="* ]] || args+=("--worker-dll=$PWD/.bench/worker/Worker.Host.dll")
 dotnet run -c Release --no-build --project tests/Worker.Benchmarks -- "${args[@]}"
