@@ -36,7 +36,8 @@ free_port() {
   echo "$port"
 }
 
-eval "$(scripts/services-up.sh)"
+services_env=$(scripts/services-up.sh)  # a failure stops the script (set -e); eval "$(…)" would hide it
+eval "$services_env"
 # Local defaults (appsettings.Development.json) fill whatever the environment above does not set.
 export DOTNET_ENVIRONMENT=Development
 

@@ -4,7 +4,8 @@
 # `dotnet test Worker.sln`. Extra arguments go to dotnet test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-eval "$(scripts/services-up.sh)"
+services_env=$(scripts/services-up.sh)  # a failure stops the script (set -e); eval "$(…)" would hide it
+eval "$services_env"
 scripts/prometheus-up.sh
 dotnet tool restore >/dev/null
 dotnet test Worker.sln --logger "console;verbosity=normal" "$@"

@@ -28,6 +28,8 @@ internal sealed class WorkerProcess : IAsyncDisposable
     /// <summary>Starts <paramref name="dll"/> on the database and vhost with <paramref name="settings"/> (configuration keys).</summary>
     public static WorkerProcess Start(string dll, TestDatabase database, TestVirtualHost vhost, IEnumerable<KeyValuePair<string, string>> settings)
     {
+        // The process runs in the DLL's folder: a relative --worker-dll must not be resolved a second time from there.
+        dll = Path.GetFullPath(dll);
         var start = new ProcessStartInfo("dotnet")
         {
             ArgumentList = { dll, "run" },
