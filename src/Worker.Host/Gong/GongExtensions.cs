@@ -57,7 +57,8 @@ public static class GongExtensions
         services.AddSingleton<IGongDispatchState>(sp => sp.GetRequiredService<GongDispatchState>());
         services.AddSingleton<GongCallRecorder>();
         services.AddSingleton<BatchSizeGuard>();
-        services.AddSingleton<GongGatedCaller.TooManyRequestsBackoff>();
+        services.AddSingleton<TooManyRequestsBackoff>();
+        services.AddTransient<GongAnswerEffects>();
         services.AddTransient<GongGatedCaller>();
         services.AddTransient<UnknownOutcomeReconciler>();
         services.AddTransient<IGongBatchSender, GongBatchSender>();

@@ -1,13 +1,10 @@
-using System.Globalization;
-using Microsoft.Extensions.Options;
 using Npgsql;
 using Worker.Host.Operations;
-using Worker.Persistence.Entities;
 
 namespace Worker.Host.Gong;
 
 /// <summary>
-/// Makes one Gong call inside the limits every replica shares, and owns what an answer means for all of them:
+/// Makes one Gong call inside the limits every replica shares:
 /// <list type="number">
 /// <item>warms the send's connection (a request Gong does not count); the lane (<see cref="GongConnectionLanes"/>)
 /// records the warm-up round trips in <see cref="RateGatePacing"/> and this caller reads the margin for its call from
@@ -16,24 +13,17 @@ namespace Worker.Host.Gong;
 /// moves the slot shortly ahead when no later slot depends on it yet (<see cref="PostgresRateGate.ReclaimAsync"/>),
 /// else gives the slot up (<see cref="PostgresRateGate.GiveUpAsync"/>: counted and refunded) and queues again;</item>
 /// <item>records the call (<see cref="GongCallRecorder"/>);</item>
-/// <item>429: blocks the gate for every replica until Retry-After (seconds or HTTP date; without it
-/// <see cref="TooManyRequestsBackoff"/>), clamped to <c>MaxRetryAfter</c>, plus <c>RetryAfterMargin</c>; any other
-/// status restarts that backoff;</item>
-/// <item>401: the credentials pause every replica shares (<see cref="GongDispatchState"/>: one step of backoff per
-/// refused probe); any other answer to a call started after the pause began ends it.</item>
+/// <item>applies what the answer means for every replica (<see cref="GongAnswerEffects"/>: the 429 block, the 401
+/// pause).</item>
 /// </list>
-/// A 429, a 401, a blocked or unreadable gate and shutdown halt the send (<see cref="BatchSend.Halt"/>). After a 429 or a
-/// 401 the shared block or pause holds the work, not the prospects' own <c>available_at</c> (unless the block could not
-/// be stored).
+/// A 429, a 401, a blocked or unreadable gate and shutdown halt the send (<see cref="BatchSend.Halt"/>).
 /// </summary>
 internal sealed partial class GongGatedCaller(
     GongApiClient client,
     PostgresRateGate gate,
     RateGatePacing pacing,
-    GongDispatchState state,
-    GongGatedCaller.TooManyRequestsBackoff backoff,
     GongCallRecorder recorder,
-    IOptions<GongOptions> options,
+    GongAnswerEffects effects,
     WorkerMetrics metrics,
     TimeProvider time,
     ILogger<GongGatedCaller> logger)
@@ -62,17 +52,7 @@ internal sealed partial class GongGatedCaller(
         }
 
         var row = recorder.Record(send, endpoint, count, result);
-        await ObserveAsync(result).ConfigureAwait(false);
-        switch (result.Kind)
-        {
-            case GongCallKind.TooManyRequests:
-                await BlockAsync(send, result, row).ConfigureAwait(false);
-                break;
-            case GongCallKind.Unauthorized:
-                await PauseForCredentialsAsync(send, result).ConfigureAwait(false);
-                break;
-        }
-
+        await effects.ApplyAsync(send, result, row).ConfigureAwait(false);
         return result;
     }
 
@@ -203,105 +183,6 @@ internal sealed partial class GongGatedCaller(
         return slot;
     }
 
-    /// <summary>Any answer but a 401 to a call started after the pause began ends the credentials pause (read only while
-    /// a pause is known, which the dispatcher refreshes every turn: no extra round trip per call, and none between a 429
-    /// and the block it causes); any answer but a 429 restarts the 429 backoff.</summary>
-    private async Task ObserveAsync(GongHttpResult result)
-    {
-        if (result.HttpStatus is { } status && status != 401 && state.Pause is not null)
-        {
-            await state.RecordAcceptedAsync(result.StartedAt).ConfigureAwait(false);
-        }
-
-        if (result.HttpStatus is { } s && s != 429)
-        {
-            backoff.Reset();
-        }
-    }
-
-    private async Task BlockAsync(BatchSend send, GongHttpResult result, GongCall call)
-    {
-        var o = options.Value;
-        var now = time.GetUtcNow();
-        var until = result.RetryAfterUntil ?? now + backoff.Next();
-        var retryAfter = until - now;
-        var clamped = retryAfter > o.MaxRetryAfter;
-        if (clamped)
-        {
-            // A hostile or broken header (2147483647 s, a date decades ahead) must not park every replica for good.
-            LogRetryAfterClamped(send.Batch.BatchId, retryAfter.TotalSeconds, o.MaxRetryAfter);
-            retryAfter = o.MaxRetryAfter;
-            until = now + retryAfter;
-        }
-
-        call.RetryAfterSeconds = retryAfter.TotalSeconds;
-        until += o.RetryAfterMargin;
-        var reason = string.Create(CultureInfo.InvariantCulture,
-            $"429 at {now:O}: Retry-After {(result.RetryAfterUntil is null ? "absent, backoff " : "")}{retryAfter.TotalSeconds:0.###}s{(clamped ? " (clamped to Gong:MaxRetryAfter)" : "")} + margin {o.RetryAfterMargin.TotalSeconds:0.###}s");
-        LogThrottled(send.Batch.BatchId, retryAfter.TotalSeconds, until);
-        try
-        {
-            await gate.BlockAsync(until, reason, CancellationToken.None).ConfigureAwait(false);
-        }
-        catch (Exception ex) when (ex is NpgsqlException or TimeoutException)
-        {
-            // Other replicas learn of the limit from their own 429s; this batch waits out the block on its own.
-            LogGateUnavailable(ex, send.Batch.BatchId);
-            send.Halt = new SendHalt("TooManyRequests", reason, until);
-            return;
-        }
-
-        // The gate alone holds the work: a prospect never carries the block as its own available_at.
-        send.Halt = new SendHalt("TooManyRequests", reason, null);
-    }
-
-    private async Task PauseForCredentialsAsync(BatchSend send, GongHttpResult result)
-    {
-        var pause = await state.RecordUnauthorizedAsync(result.Error ?? "401 Unauthorized", result.StartedAt).ConfigureAwait(false);
-        LogUnauthorized(send.Batch.BatchId, pause.Reason, pause.NextProbeAt);
-        // The shared pause holds the work (one probe after NextProbeAt), not the prospects' own available_at.
-        send.Halt = new SendHalt("Unauthorized", pause.Reason, null);
-    }
-
-    [LoggerMessage(Level = LogLevel.Warning, Message = "Gong answered 429 for batch {BatchId}: gate blocked for every replica for {RetryAfterSeconds} s until {Until:O}")]
-    private partial void LogThrottled(Guid batchId, double retryAfterSeconds, DateTimeOffset until);
-
-    [LoggerMessage(Level = LogLevel.Error, Message = "Gong refused the credentials (401) for batch {BatchId}: {Reason}; dispatch paused, next probe at {NextProbeAt:O}")]
-    private partial void LogUnauthorized(Guid batchId, string reason, DateTimeOffset nextProbeAt);
-
-    [LoggerMessage(Level = LogLevel.Warning, Message = "Gong's Retry-After for batch {BatchId} was {RetryAfterSeconds} s; clamped to Gong:MaxRetryAfter {MaxRetryAfter}")]
-    private partial void LogRetryAfterClamped(Guid batchId, double retryAfterSeconds, TimeSpan maxRetryAfter);
-
     [LoggerMessage(Level = LogLevel.Error, Message = "Rate gate unavailable for batch {BatchId}; the batch goes back to Pending")]
     private partial void LogGateUnavailable(Exception exception, Guid batchId);
-
-    /// <summary>The gate block for a 429 without Retry-After: <c>TooManyRequestsBackoff × 2^(such 429s in a row − 1)</c>,
-    /// capped at <c>TooManyRequestsMaxBackoff</c>. One per process (a singleton), thread-safe.</summary>
-    internal sealed class TooManyRequestsBackoff(IOptions<GongOptions> options)
-    {
-        private readonly Lock sync = new();
-        private int inARow;
-
-        /// <summary>Counts a 429 without Retry-After and returns how long to block the gate for it.</summary>
-        public TimeSpan Next()
-        {
-            var o = options.Value;
-            lock (sync)
-            {
-                inARow = Math.Min(inARow + 1, 30);
-                return TimeSpan.FromTicks(Math.Min(
-                    o.TooManyRequestsMaxBackoff.Ticks,
-                    o.TooManyRequestsBackoff.Ticks * (long)Math.Pow(2, Math.Min(inARow - 1, 20))));
-            }
-        }
-
-        /// <summary>Records an answer other than 429: the backoff starts again from its base.</summary>
-        public void Reset()
-        {
-            lock (sync)
-            {
-                inARow = 0;
-            }
-        }
-    }
 }
