@@ -5,7 +5,8 @@ using Worker.Testing;
 namespace Worker.Benchmarks.Scenarios;
 
 /// <summary>
-/// The worker as a separate process: <c>dotnet Worker.Host.dll run</c> from the Release build, settings as environment
+/// The worker as a separate process: <c>dotnet Worker.Host.dll run</c> (the DLL given: <c>--worker-dll</c>, which
+/// <c>scripts/bench.sh</c> sets to its ReadyToRun publish, else the Release build), settings as environment
 /// variables (<c>:</c> becomes <c>__</c>), logging at Warning, at the default priority (<see cref="ProcessPriorityClass.Normal"/>,
 /// below the simulator in the benchmark's process when that was started with a raised one). Keeps the last 40 output lines for error messages.
 /// Disposing stops it with SIGTERM (graceful shutdown, up to 40 s), then kills it.
