@@ -187,6 +187,20 @@ internal static class DispatchHarness
         Assert.Equal(requests.Select(r => (long?)r.Id).Order(), outbox.Select(o => o.AssignmentRequestId).Order());
     }
 
+    /// <summary>What a failed pacing assertion prints: every call as the simulator saw it arrive and every call as the
+    /// workers started it (<c>gong_calls</c>), both in ms from the first start, in one list ordered by time (both
+    /// clocks are this machine's).</summary>
+    public static async Task<string> DescribeCallsAsync(IReadOnlyList<CallRecord> calls, Worker.Persistence.WorkerDbContext db)
+    {
+        var started = await db.GongCalls.AsNoTracking().OrderBy(c => c.StartedAt).ToListAsync();
+        var origin = started.Count > 0 ? started[0].StartedAt : calls.Count > 0 ? calls[0].Time : DateTimeOffset.UtcNow;
+        var lines = started.Select(c => (c.StartedAt, $"start   {c.Replica,-10} {c.Endpoint,-7} flow {c.FlowId,-4} {c.ProspectCount,3} ids -> {c.HttpStatus}"))
+            .Concat(calls.Select(c => (c.Time, $"arrival            {c.Endpoint,-7} flow {c.FlowId,-4} {c.IdsCount,3} ids -> {c.Status}{(c.SelfCausedRateLimited == true ? " (self-caused)" : "")}")))
+            .OrderBy(l => l.Item1)
+            .Select(l => $"{(l.Item1 - origin).TotalMilliseconds,9:F1} ms  {l.Item2}");
+        return string.Join('\n', lines);
+    }
+
     public static async Task<bool> AllPublishedAsync(TestDatabase database, int expected)
     {
         await using var db = database.CreateDbContext();
