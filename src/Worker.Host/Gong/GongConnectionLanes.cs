@@ -63,7 +63,7 @@ internal sealed class GongConnectionLanes(IOptions<GongOptions> options, TimePro
         {
             if (!free.TryPop(out var lane))
             {
-                lane = new GongLane(all.Count, l => CreateHandler(l, time));
+                lane = new GongLane(all.Count, l => CreateHandler(l, time), time);
                 all.Add(lane);
             }
 
@@ -215,8 +215,13 @@ internal sealed class GongConnectionLanes(IOptions<GongOptions> options, TimePro
             try
             {
                 await socket.ConnectAsync(context.DnsEndPoint, cancellationToken).ConfigureAwait(false);
-                lane?.Connected(time.GetUtcNow());
-                return new NetworkStream(socket, ownsSocket: true);
+                if (lane is null)
+                {
+                    return new NetworkStream(socket, ownsSocket: true);
+                }
+
+                lane.Connected(time.GetUtcNow());
+                return new LaneDepartureStream(socket, lane);
             }
             catch
             {

@@ -73,13 +73,13 @@ internal sealed partial class GongGatedCaller(
                 return null;
             }
 
-            var result = await call(send.Lane!, slot.StartNoLaterThan).ConfigureAwait(false);
+            var result = await SendWatchedAsync(send, slot, call).ConfigureAwait(false);
 
             // Held up between the gate and the wire: move the slot to now while no later slot depends on it.
             while (result.Kind == GongCallKind.LateForSlot && await ReclaimAsync(send, slot, cancellationToken).ConfigureAwait(false) is { } moved)
             {
                 slot = moved;
-                result = await call(send.Lane!, slot.StartNoLaterThan).ConfigureAwait(false);
+                result = await SendWatchedAsync(send, slot, call).ConfigureAwait(false);
             }
 
             if (result.Kind != GongCallKind.LateForSlot)
@@ -101,6 +101,46 @@ internal sealed partial class GongGatedCaller(
                 // The daily count stays one too high: conservative.
                 LogGateUnavailable(ex, send.Batch.BatchId);
             }
+        }
+    }
+
+    /// <summary>Makes the call in <paramref name="slot"/> and, as soon as its request reaches the connection (the lane's
+    /// departure watch), tells the gate when: a call held up after the lane's check (a GC pause, a descheduled thread)
+    /// has its recorded arrival moved while the slot a second later is not taken yet
+    /// (<see cref="PostgresRateGate.DepartedAsync"/>). The report runs beside the call, which may take seconds.</summary>
+    private async Task<GongHttpResult> SendWatchedAsync(BatchSend send, GateSlot slot, Func<GongLane, DateTimeOffset?, Task<GongHttpResult>> call)
+    {
+        var lane = send.Lane!;
+        var report = ReportDepartureAsync(lane.WatchDeparture(), slot, send.Batch.BatchId);
+        try
+        {
+            return await call(lane, slot.StartNoLaterThan).ConfigureAwait(false);
+        }
+        finally
+        {
+            lane.EndDeparture();
+            await report.ConfigureAwait(false);
+        }
+    }
+
+    private async Task ReportDepartureAsync(Task<DateTimeOffset?> departure, GateSlot slot, Guid batchId)
+    {
+        if (await departure.ConfigureAwait(false) is not { } departed)
+        {
+            return;
+        }
+
+        try
+        {
+            if (departed > slot.StartNoLaterThan)
+            {
+                var moved = await gate.DepartedAsync(slot, departed, CancellationToken.None).ConfigureAwait(false);
+                LogLateDeparture((departed - slot.At).TotalMilliseconds, batchId, moved);
+            }
+        }
+        catch (Exception ex) when (ex is NpgsqlException or TimeoutException)
+        {
+            LogGateUnavailable(ex, batchId);
         }
     }
 
@@ -182,6 +222,9 @@ internal sealed partial class GongGatedCaller(
 
         return slot;
     }
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "A call of batch {BatchId} reached its connection {LateMs:F1} ms after its rate-gate slot; its recorded arrival moved: {Moved}")]
+    private partial void LogLateDeparture(double lateMs, Guid batchId, bool moved);
 
     [LoggerMessage(Level = LogLevel.Error, Message = "Rate gate unavailable for batch {BatchId}; the batch goes back to Pending")]
     private partial void LogGateUnavailable(Exception exception, Guid batchId);

@@ -8,16 +8,20 @@ internal sealed class GongLane : IDisposable
 {
     private readonly Lock sync = new();
     private readonly Func<GongLane, SocketsHttpHandler> factory;
+    private readonly TimeProvider time;
     private SocketsHttpHandler handler;
+    private TaskCompletionSource<DateTimeOffset?>? departure;
     private int connects;
     private int used;
 
-    /// <summary>Creates lane <paramref name="index"/>; <paramref name="factory"/> makes its handler (again at each rotation).</summary>
-    public GongLane(int index, Func<GongLane, SocketsHttpHandler> factory)
+    /// <summary>Creates lane <paramref name="index"/>; <paramref name="factory"/> makes its handler (again at each
+    /// rotation); <paramref name="time"/> (default: the system clock) times departures.</summary>
+    public GongLane(int index, Func<GongLane, SocketsHttpHandler> factory, TimeProvider? time = null)
     {
         ArgumentNullException.ThrowIfNull(factory);
         Index = index;
         this.factory = factory;
+        this.time = time ?? TimeProvider.System;
         handler = factory(this);
     }
 
@@ -43,6 +47,30 @@ internal sealed class GongLane : IDisposable
         }
 
         return new HttpMessageInvoker(current, disposeHandler: false).SendAsync(request, cancellationToken);
+    }
+
+    /// <summary>Watches for the next request's departure: the returned task completes with the instant (this process's
+    /// clock, UTC) its first bytes were handed to the connection (<see cref="LaneDepartureStream"/>), or with null
+    /// when <see cref="EndDeparture"/> comes first (nothing was written). One watch at a time: the lane's send makes
+    /// one call at a time.</summary>
+    public Task<DateTimeOffset?> WatchDeparture()
+    {
+        var watch = new TaskCompletionSource<DateTimeOffset?>(TaskCreationOptions.RunContinuationsAsynchronously);
+        Volatile.Write(ref departure, watch);
+        return watch.Task;
+    }
+
+    /// <summary>Ends the watch started by <see cref="WatchDeparture"/> (its task completes with null if nothing was
+    /// written).</summary>
+    public void EndDeparture() => Interlocked.Exchange(ref departure, null)?.TrySetResult(null);
+
+    /// <summary>Called by the connection's stream at each write: completes the watch, if any, with now.</summary>
+    public void Wrote()
+    {
+        if (Volatile.Read(ref departure) is not null && Interlocked.Exchange(ref departure, null) is { } watch)
+        {
+            watch.TrySetResult(time.GetUtcNow());
+        }
     }
 
     /// <summary>Replaces the connection when it is older than <paramref name="lifetime"/> (called only by a warm-up,

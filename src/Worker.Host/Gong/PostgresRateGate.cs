@@ -19,7 +19,8 @@ namespace Worker.Host.Gong;
 /// rule at once:
 /// <list type="bullet">
 /// <item>spacing: <c>t ≥ previous slot + 1 s / allowed rate</c> (no bursts);</item>
-/// <item>sliding window: <c>t ≥ latest arrival of the RequestsPerSecond-th most recent call + 1 s</c>, so any
+/// <item>sliding window: <c>t ≥ the RequestsPerSecond-th latest recorded arrival + 1 s</c> (by value: a late
+/// departure, <see cref="DepartedAsync"/>, may record an arrival later than a slot taken after it), so any
 /// RequestsPerSecond + 1 calls span at least one second at Gong's door (the first arrives no later than its slot plus
 /// its margin, the last no earlier than its slot);</item>
 /// <item><c>t ≥ blocked_until</c> (a 429's Retry-After plus margin, however long);</item>
@@ -228,6 +229,34 @@ internal sealed class PostgresRateGate
         var clear = spacing - ReclaimClearance;
         return half < clear ? half : clear;
     }
+
+    /// <summary>
+    /// For a call that reached its connection at <paramref name="departed"/> (this process's clock) after its slot's
+    /// latest start (slot + half the base margin: a stall between the lane's check and the socket): moves its recorded
+    /// latest arrival that much later, so the slot <c>RequestsPerSecond</c> places later, if not taken yet, is spaced a
+    /// second after the real arrival. Counted in <c>flow_assignment.rate_gate.late_departures</c> (moved) or
+    /// <c>late_departures_unmoved</c> (that slot was already taken).
+    /// </summary>
+    /// <param name="slot">The slot the call was sent in.</param>
+    /// <param name="departed">When its first bytes were handed to the connection (<see cref="GongLane.WatchDeparture"/>).</param>
+    /// <param name="cancellationToken">Cancels the update.</param>
+    /// <returns>True when the call departed late and its arrival moved; false when it departed on time or could not move.</returns>
+    /// <exception cref="NpgsqlException">Postgres unreachable.</exception>
+    public async Task<bool> DepartedAsync(GateSlot slot, DateTimeOffset departed, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(slot);
+        if (departed <= slot.StartNoLaterThan)
+        {
+            return false;
+        }
+
+        var moved = await row.DepartedLateAsync(slot.ScheduledAt, slot.Margin, slot.ScheduledAt + (departed - slot.At), cancellationToken).ConfigureAwait(false);
+        gauges.DepartedLate(moved);
+        return moved;
+    }
+
+    /// <summary>Late departures whose recorded arrival moved (<see cref="DepartedAsync"/>), and those too late to move.</summary>
+    public (long Moved, long Unmoved) LateDepartures => (gauges.LateDepartures, gauges.LateDeparturesUnmoved);
 
     /// <summary>Gives a slot up that its caller could neither use nor move: counts it
     /// (<c>flow_assignment.rate_gate.slots_given_up</c>) and refunds its daily count on the day it was first taken (the

@@ -17,6 +17,8 @@ internal sealed class RateGateGauges
     private double marginSeconds;
     private long slotsGivenUp;
     private long slotsReclaimed;
+    private long lateDepartures;
+    private long lateDeparturesUnmoved;
 
     /// <summary>Creates the instruments on the worker's meter, starting from the configured rate and base margin.</summary>
     public RateGateGauges(IOptions<GongOptions> options, IMeterFactory meterFactory)
@@ -32,6 +34,10 @@ internal sealed class RateGateGauges
             "Slots this replica gave up: it was more than half of RateWindowMargin late for them and could not move them (a busy machine); each costs one slot of throughput, never a 429.");
         meter.CreateObservableCounter("flow_assignment.rate_gate.slots_reclaimed", () => Interlocked.Read(ref slotsReclaimed), "{slot}",
             "Slots this replica moved shortly ahead when it was late for them, because no later slot depended on them yet; each costs the lateness instead of a slot.");
+        meter.CreateObservableCounter("flow_assignment.rate_gate.late_departures", () => Interlocked.Read(ref lateDepartures), "{call}",
+            "Calls of this replica whose request reached its connection more than half of RateWindowMargin after their slot (a stall between the gate's check and the socket); each moved its recorded arrival later (late_departures_unmoved: too late to move).");
+        meter.CreateObservableCounter("flow_assignment.rate_gate.late_departures_unmoved", () => Interlocked.Read(ref lateDeparturesUnmoved), "{call}",
+            "Late departures (see late_departures) whose recorded arrival could no longer move: the slot a second later was already taken, so that call may draw a 429.");
         meter.CreateObservableGauge("flow_assignment.rate_gate.margin", () => Volatile.Read(ref marginSeconds), "s",
             "Window margin this replica's latest call was recorded with: RateWindowMargin plus the learned network jitter.");
     }
@@ -77,6 +83,15 @@ internal sealed class RateGateGauges
 
     /// <summary>Counts a slot given up.</summary>
     public void GaveUp() => Interlocked.Increment(ref slotsGivenUp);
+
+    /// <summary>Late departures so far whose recorded arrival moved (count).</summary>
+    public long LateDepartures => Interlocked.Read(ref lateDepartures);
+
+    /// <summary>Late departures so far whose recorded arrival could not move (count).</summary>
+    public long LateDeparturesUnmoved => Interlocked.Read(ref lateDeparturesUnmoved);
+
+    /// <summary>Counts a late departure, <paramref name="moved"/> or not.</summary>
+    public void DepartedLate(bool moved) => Interlocked.Increment(ref moved ? ref lateDepartures : ref lateDeparturesUnmoved);
 
     /// <summary>Counts a slot moved.</summary>
     public void Reclaimed() => Interlocked.Increment(ref slotsReclaimed);

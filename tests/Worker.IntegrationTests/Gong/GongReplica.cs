@@ -1,3 +1,4 @@
+using Gong.Simulator;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
@@ -67,6 +68,40 @@ internal sealed class GongReplica : IAsyncDisposable
         var host = builder.Build();
         await host.StartAsync();
         return new GongReplica(host);
+    }
+
+    /// <summary>Starts the in-process simulator with the replicas' credentials, counting arrivals against
+    /// <paramref name="requestsPerSecond"/> in any sliding second (no daily limit).</summary>
+    public static Task<RunningSimulator> StartSimulatorAsync(int requestsPerSecond) => GongSimulatorApp.StartAsync(new SimulatorOptions
+    {
+        AccessKey = "test-key",
+        AccessKeySecret = "test-secret",
+        RateLimit = new RateLimitOptions { RequestsPerSecond = requestsPerSecond, DailyCallLimit = 0 },
+    });
+
+    /// <summary>Sends one-prospect batches (ids <paramref name="prefix"/>0001…) on three concurrent sends until
+    /// <paramref name="simulator"/> has counted <paramref name="calls"/> calls; returns each prospect's result kind.</summary>
+    public async Task<IReadOnlyCollection<ProspectResultKind>> SendOneByOneAsync(RunningSimulator simulator, int calls, string prefix)
+    {
+        var sequence = 0;
+        var outcomes = new System.Collections.Concurrent.ConcurrentBag<ProspectResultKind>();
+        await Task.WhenAll(Enumerable.Range(0, 3).Select(async _ =>
+        {
+            while (simulator.State.GetStats().TotalCalls < calls)
+            {
+                var id = $"{prefix}{Interlocked.Increment(ref sequence):0000}";
+                var result = await Sender.SendAsync(Batch([id]), CancellationToken.None);
+                outcomes.Add(Xunit.Assert.Single(result.Prospects).Kind);
+            }
+        }));
+        return outcomes;
+    }
+
+    /// <summary>The simulator's call log as "seconds from the first arrival:status" pairs (what a failure prints).</summary>
+    public static string ArrivalLog(RunningSimulator simulator)
+    {
+        var calls = simulator.State.GetCalls();
+        return string.Join(" ", calls.Select(c => $"{(c.Time - calls[0].Time).TotalSeconds:0.000}:{c.Status}"));
     }
 
     public static AssignmentBatch Batch(IEnumerable<string> ids, IEnumerable<string>? reconcileFirst = null) =>

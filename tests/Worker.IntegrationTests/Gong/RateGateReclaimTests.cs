@@ -101,12 +101,7 @@ public sealed class RateGateReclaimTests
     public async Task Calls_held_in_the_HTTP_pipeline_past_their_slot_move_it_and_draw_no_429_at_the_door()
     {
         await using var database = await (await TestServices.GetAsync()).CreateDatabaseAsync();
-        await using var simulator = await GongSimulatorApp.StartAsync(new SimulatorOptions
-        {
-            AccessKey = "test-key",
-            AccessKeySecret = "test-secret",
-            RateLimit = new RateLimitOptions { RequestsPerSecond = 10, DailyCallLimit = 0 },
-        });
+        await using var simulator = await GongReplica.StartSimulatorAsync(10);
 
         // Every fourth assign call is held 20 ms after the gate let it go: past its latest start (slot + 5 ms), and
         // within the 40 ms a slot may move at 10 calls/s (the spacing less 60 ms).
@@ -116,24 +111,14 @@ public sealed class RateGateReclaimTests
             services => services.AddHttpClient<GongApiClient>().AddHttpMessageHandler(() => new PipelineHoldHandler(request =>
                 request.Method == HttpMethod.Post && Interlocked.Increment(ref posts) % 4 == 0 ? TimeSpan.FromMilliseconds(20) : TimeSpan.Zero)));
         var stopwatch = Stopwatch.StartNew();
-        var sequence = 0;
 
-        await Task.WhenAll(Enumerable.Range(0, 3).Select(async _ =>
-        {
-            while (simulator.State.GetStats().TotalCalls < 60)
-            {
-                var id = $"held-{Interlocked.Increment(ref sequence):0000}";
-                var result = await replica.Sender.SendAsync(GongReplica.Batch([id]), CancellationToken.None);
-                Assert.Equal(ProspectResultKind.Assigned, Assert.Single(result.Prospects).Kind);
-            }
-        }));
+        var outcomes = await replica.SendOneByOneAsync(simulator, calls: 60, prefix: "held-");
 
         var stats = simulator.State.GetStats();
-        var calls = simulator.State.GetCalls();
-        var log = string.Join(" ", calls.Select(c => $"{(c.Time - calls[0].Time).TotalSeconds:0.000}:{c.Status}"));
-        var seen = $"{stats.TotalCalls} calls in {stopwatch.Elapsed.TotalSeconds:0.0} s, {replica.Gate.SlotsReclaimed} slots moved, {replica.Gate.SlotsGivenUp} given up: {log}";
+        var seen = $"{stats.TotalCalls} calls in {stopwatch.Elapsed.TotalSeconds:0.0} s, {replica.Gate.SlotsReclaimed} slots moved, {replica.Gate.SlotsGivenUp} given up: {GongReplica.ArrivalLog(simulator)}";
         Assert.True(stats.RateLimitedCalls == 0, $"{stats.RateLimitedCalls} 429s ({stats.SelfCausedRateLimited} self-caused); {seen}");
         Assert.True(stats.MaxCallsInAnyOneSecond <= 10, $"max {stats.MaxCallsInAnyOneSecond} in one second; {seen}");
+        Assert.All(outcomes, kind => Assert.Equal(ProspectResultKind.Assigned, kind));
         Assert.True(replica.Gate.SlotsReclaimed >= 10, seen);
         Assert.Equal(0, stats.DuplicateOfApiAssignmentAttempts);
     }
@@ -149,12 +134,7 @@ public sealed class RateGateReclaimTests
         var target = new Npgsql.NpgsqlConnectionStringBuilder(database.ConnectionString);
         await using var proxy = new TcpProxy(target.Host!, target.Port) { ConnectDelay = TimeSpan.FromMilliseconds(50) };
         var slow = new Npgsql.NpgsqlConnectionStringBuilder(database.ConnectionString) { Host = "127.0.0.1", Port = proxy.Port, Pooling = false };
-        await using var simulator = await GongSimulatorApp.StartAsync(new SimulatorOptions
-        {
-            AccessKey = "test-key",
-            AccessKeySecret = "test-secret",
-            RateLimit = new RateLimitOptions { RequestsPerSecond = 3, DailyCallLimit = 0 },
-        });
+        await using var simulator = await GongReplica.StartSimulatorAsync(3);
         await using var replica = await GongReplica.StartAsync(slow.ConnectionString, simulator.BaseUrl.ToString(), TimeProvider.System,
             [new("Gong:RequestsPerSecond", "3")]);
         using var deadline = new CancellationTokenSource(TimeSpan.FromSeconds(60));
