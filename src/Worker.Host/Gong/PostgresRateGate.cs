@@ -19,8 +19,8 @@ namespace Worker.Host.Gong;
 /// rule at once:
 /// <list type="bullet">
 /// <item>spacing: <c>t ≥ previous slot + 1 s / allowed rate</c> (no bursts);</item>
-/// <item>sliding window: <c>t ≥ the RequestsPerSecond-th latest recorded arrival + 1 s</c> (by value: a late
-/// departure, <see cref="DepartedAsync"/>, may record an arrival later than a slot taken after it), so any
+/// <item>sliding window: <c>t ≥ latest arrival of the RequestsPerSecond-th most recent call + 1 s</c> (a late
+/// departure moves its call's recorded arrival, <see cref="DepartedAsync"/>), so any
 /// RequestsPerSecond + 1 calls span at least one second at Gong's door (the first arrives no later than its slot plus
 /// its margin, the last no earlier than its slot);</item>
 /// <item><c>t ≥ blocked_until</c> (a 429's Retry-After plus margin, however long);</item>

