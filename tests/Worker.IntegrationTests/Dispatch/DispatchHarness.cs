@@ -44,6 +44,12 @@ internal static class DispatchHarness
             RateLimit = new RateLimitOptions { RequestsPerSecond = requestsPerSecond, DailyCallLimit = 0 },
         };
         configure?.Invoke(options);
+        if (requestsPerSecond > 0)
+        {
+            // A pacing test: the simulator counts arrivals in this process (HeapSettle).
+            HeapSettle.Now();
+        }
+
         return GongSimulatorApp.StartAsync(options);
     }
 

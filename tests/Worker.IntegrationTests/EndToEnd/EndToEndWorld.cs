@@ -38,6 +38,9 @@ internal sealed class EndToEndWorld : IAsyncDisposable
 
     public RunningSimulator Simulator { get; }
 
+    /// <summary>The test process's GC pause total when the world started (<see cref="HeapSettle.PausesSince"/>).</summary>
+    public (TimeSpan Pause, int Gen2) HeapMark { get; private init; }
+
     public ResultEvents Events { get; }
 
     public WebApplication Worker { get; private set; } = null!;
@@ -134,11 +137,12 @@ internal sealed class EndToEndWorld : IAsyncDisposable
         var services = await TestServices.GetAsync();
         var database = await services.CreateDatabaseAsync();
         var vhost = await services.CreateVirtualHostAsync();
+        var heap = HeapSettle.Now();
         simulator ??= new SimulatorOptions();
         simulator.RateLimit.RequestsPerSecond = callsPerSecond;
         var sim = await GongSimulatorApp.StartAsync(simulator, "http://127.0.0.1:0");
         var events = await ResultEvents.StartAsync(vhost.AmqpUri);
-        var world = new EndToEndWorld(database, vhost, sim, events);
+        var world = new EndToEndWorld(database, vhost, sim, events) { HeapMark = heap };
         try
         {
             world.Publisher = Bus.Factory.CreateUsingRabbitMq(cfg => cfg.Host(vhost.Host, (ushort)vhost.Port, vhost.Name, h =>

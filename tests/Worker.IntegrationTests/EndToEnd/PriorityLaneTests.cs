@@ -122,7 +122,13 @@ public sealed class PriorityLaneRateTests
         await Poll.UntilAsync(() => Assigns(world).Any(c => c.Time >= end), TimeSpan.FromSeconds(40), "10 s of calls");
         var window = Assigns(world).Count(c => c.Time >= publishedAt && c.Time < end);
         Assert.True(window >= 20, $"{window} calls in 10 s at 3 calls/s: the bulk drain slowed down");
-        Assert.All(Assigns(world), c => Assert.Equal((200, 200), (c.Status, c.IdsCount)));
+        string seen;
+        await using (var db = world.Database.CreateDbContext())
+        {
+            seen = await Dispatch.DispatchHarness.DescribeCallsAsync(world.Simulator.State.GetCalls(), db);
+        }
+
+        Assert.True(Assigns(world).All(c => (c.Status, c.IdsCount) == (200, 200)), $"every assign answered 200 with 200 ids ({HeapSettle.PausesSince(world.HeapMark)}):\n{seen}");
         var stats = world.Simulator.State.GetStats();
         Assert.Equal((0, 0), (stats.RateLimitedCalls, stats.DuplicateOfApiAssignmentAttempts));
     }

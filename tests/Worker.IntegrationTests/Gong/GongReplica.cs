@@ -71,13 +71,18 @@ internal sealed class GongReplica : IAsyncDisposable
     }
 
     /// <summary>Starts the in-process simulator with the replicas' credentials, counting arrivals against
-    /// <paramref name="requestsPerSecond"/> in any sliding second (no daily limit).</summary>
-    public static Task<RunningSimulator> StartSimulatorAsync(int requestsPerSecond) => GongSimulatorApp.StartAsync(new SimulatorOptions
+    /// <paramref name="requestsPerSecond"/> in any sliding second (no daily limit), after settling the test process's
+    /// heap (<see cref="HeapSettle"/>).</summary>
+    public static Task<RunningSimulator> StartSimulatorAsync(int requestsPerSecond)
     {
-        AccessKey = "test-key",
-        AccessKeySecret = "test-secret",
-        RateLimit = new RateLimitOptions { RequestsPerSecond = requestsPerSecond, DailyCallLimit = 0 },
-    });
+        HeapSettle.Now();
+        return GongSimulatorApp.StartAsync(new SimulatorOptions
+        {
+            AccessKey = "test-key",
+            AccessKeySecret = "test-secret",
+            RateLimit = new RateLimitOptions { RequestsPerSecond = requestsPerSecond, DailyCallLimit = 0 },
+        });
+    }
 
     /// <summary>Sends one-prospect batches (ids <paramref name="prefix"/>0001…) on three concurrent sends until
     /// <paramref name="simulator"/> has counted <paramref name="calls"/> calls; returns each prospect's result kind.</summary>

@@ -204,6 +204,7 @@ public sealed class RateGateDoorTests
         {
             var services = await TestServices.GetAsync();
             var database = await services.CreateDatabaseAsync();
+            HeapSettle.Now();
             var simulator = await GongSimulatorApp.StartAsync(new SimulatorOptions
             {
                 AccessKey = "test-key",
