@@ -184,6 +184,7 @@ internal static class GongEndpoints
         {
             // Gong keeps working on a request its client gave up on: only the simulator's own stop ends the work.
             var stopped = http.RequestServices.GetRequiredService<IHostApplicationLifetime>().ApplicationStopping;
+            using var abandoned = http.RequestAborted.Register(state.NoteAbandoned);
             await state.DelayAsync(TimeSpan.FromMilliseconds(scripted!.CommitDelayMs ?? 10_000), stopped).ConfigureAwait(false);
         }
 

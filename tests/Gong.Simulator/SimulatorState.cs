@@ -34,6 +34,7 @@ public sealed class SimulatorState
     private int _callsWithDuplicateIds;
     private int _largestBatch;
     private int _waitingCalls;
+    private int _abandonedCalls;
     private int _foreignCalls;
     private int _foreignRateLimited;
     private CancellationTokenSource _faultsChanged = new();
@@ -269,6 +270,14 @@ public sealed class SimulatorState
     /// <summary>Calls currently held by a latency, timeout or slow-commit delay (the delay's timer already exists): a test
     /// waits on it to act while a call is in progress.</summary>
     public int WaitingCalls => Volatile.Read(ref _waitingCalls);
+
+    /// <summary>Slow-commit calls whose client left while Gong kept working on them, as the server saw it (the
+    /// request's abort): such a call commits later and is recorded with status 0. A test waits on it before it moves the
+    /// clock to the commit, since the server learns of a client's leaving a little after the client left.</summary>
+    public int AbandonedCalls => Volatile.Read(ref _abandonedCalls);
+
+    /// <summary>Counts a slow-commit call whose client left (<see cref="AbandonedCalls"/>).</summary>
+    internal void NoteAbandoned() => Interlocked.Increment(ref _abandonedCalls);
 
     /// <summary>Waits on <see cref="Time"/>; counted in <see cref="WaitingCalls"/> only once the timer is created.</summary>
     internal async Task DelayAsync(TimeSpan delay, CancellationToken cancellationToken)
