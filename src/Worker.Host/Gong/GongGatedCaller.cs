@@ -78,6 +78,7 @@ internal sealed partial class GongGatedCaller(
             // Held up between the gate and the wire: move the slot to now while no later slot depends on it.
             while (result.Kind == GongCallKind.LateForSlot && await ReclaimAsync(send, slot, cancellationToken).ConfigureAwait(false) is { } moved)
             {
+                LogSlotMoved(send.Batch.BatchId, slot.At, moved.At, result.Error);
                 slot = moved;
                 result = await SendWatchedAsync(send, slot, call).ConfigureAwait(false);
             }
@@ -92,6 +93,7 @@ internal sealed partial class GongGatedCaller(
                 return result;
             }
 
+            LogSlotGivenUp(send.Batch.BatchId, slot.At, result.Error);
             try
             {
                 await gate.GiveUpAsync(slot, cancellationToken).ConfigureAwait(false);
@@ -225,6 +227,12 @@ internal sealed partial class GongGatedCaller(
 
     [LoggerMessage(Level = LogLevel.Information, Message = "A call of batch {BatchId} reached its connection {LateMs:F1} ms after its rate-gate slot; its recorded arrival moved: {Moved}")]
     private partial void LogLateDeparture(double lateMs, Guid batchId, bool moved);
+
+    [LoggerMessage(Level = LogLevel.Debug, Message = "A call of batch {BatchId} was late for its rate-gate slot at {SlotAt:O} ({Late}); the slot moved to {MovedTo:O}")]
+    private partial void LogSlotMoved(Guid batchId, DateTimeOffset slotAt, DateTimeOffset movedTo, string? late);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "A call of batch {BatchId} was late for its rate-gate slot at {SlotAt:O} ({Late}) and a later slot already depends on it: the slot is given up, the call waits for another")]
+    private partial void LogSlotGivenUp(Guid batchId, DateTimeOffset slotAt, string? late);
 
     [LoggerMessage(Level = LogLevel.Error, Message = "Rate gate unavailable for batch {BatchId}; the batch goes back to Pending")]
     private partial void LogGateUnavailable(Exception exception, Guid batchId);

@@ -19,7 +19,9 @@ namespace Worker.Benchmarks.Scenarios;
 /// with the rate: on a busy machine the rate is pessimistic.
 /// Options: <c>--drain-groups=G</c> (20), <c>--drain-prospects=N</c> (20,000), <c>--drain-rps=R</c> (3),
 /// <c>--replicas=K</c> (1), <c>--jitter-ms=J</c> (0), <c>--connect-delay-ms=D</c> (0),
-/// <c>--replica-mode=process|in-process</c> (process), <c>--worker-dll=path</c> (the Release build of this repository).
+/// <c>--replica-mode=process|in-process</c> (process), <c>--worker-dll=path</c> (the Release build of this repository),
+/// <c>--worker-logs=DIR</c> (each replica process's whole output, its Gong components at Information, in
+/// DIR/bench-replica-N.log).
 /// </summary>
 internal sealed class DrainScenario : IScenario
 {
@@ -42,6 +44,11 @@ internal sealed class DrainScenario : IScenario
             var other => throw new ArgumentException($"--replica-mode must be process or in-process, not {other}."),
         };
         var dll = inProcess ? null : context.GetString("worker-dll") ?? WorkerProcess.FindWorkerDll();
+        var logs = context.GetString("worker-logs");
+        if (logs is not null)
+        {
+            Directory.CreateDirectory(logs);
+        }
 
         await using var database = await context.Services.CreateDatabaseAsync();
         await using var vhost = await context.Services.CreateVirtualHostAsync();
@@ -77,7 +84,8 @@ internal sealed class DrainScenario : IScenario
             [.. GongSettings(simulator, rps), new("Dispatch:ReplicaName", $"bench-replica-{replica}")];
         var ports = Enumerable.Range(0, replicas).Select(_ => FreePort()).ToList();
         var processes = inProcess ? [] : Enumerable.Range(0, replicas)
-            .Select(r => WorkerProcess.Start(dll!, database, vhost, [.. Settings(r), new("Urls", $"http://127.0.0.1:{ports[r]}")])).ToList();
+            .Select(r => WorkerProcess.Start(dll!, database, vhost, [.. Settings(r), new("Urls", $"http://127.0.0.1:{ports[r]}")],
+                logs is null ? null : Path.Combine(logs, $"bench-replica-{r}.log"))).ToList();
         var workers = inProcess
             ? await Task.WhenAll(Enumerable.Range(0, replicas).Select(r => StartWorkerAsync(database, vhost, Settings(r).Select(kv => $"--{kv.Key}={kv.Value}"))))
             : [.. processes.Cast<IAsyncDisposable>()];

@@ -14,6 +14,7 @@ namespace Worker.Benchmarks.Scenarios;
 internal sealed class WorkerProcess : IAsyncDisposable
 {
     private readonly ConcurrentQueue<string> output = new();
+    private TextWriter? logWriter;
 
     private WorkerProcess(Process process)
     {
@@ -27,7 +28,13 @@ internal sealed class WorkerProcess : IAsyncDisposable
     public string Output => string.Join('\n', output);
 
     /// <summary>Starts <paramref name="dll"/> on the database and vhost with <paramref name="settings"/> (configuration keys).</summary>
-    public static WorkerProcess Start(string dll, TestDatabase database, TestVirtualHost vhost, IEnumerable<KeyValuePair<string, string>> settings)
+    /// <param name="dll">The worker's Worker.Host.dll.</param>
+    /// <param name="database">Its database.</param>
+    /// <param name="vhost">Its RabbitMQ virtual host.</param>
+    /// <param name="settings">Configuration keys (<c>Gong:BaseUrl</c> form), set as environment variables.</param>
+    /// <param name="logFile">When set, every line the process writes is appended there and the worker's Gong
+    /// components log at Information (rate-gate slots given up, late departures), not Warning.</param>
+    public static WorkerProcess Start(string dll, TestDatabase database, TestVirtualHost vhost, IEnumerable<KeyValuePair<string, string>> settings, string? logFile = null)
     {
         // The process runs in the DLL's folder: a relative --worker-dll must not be resolved a second time from there.
         dll = Path.GetFullPath(dll);
@@ -42,13 +49,17 @@ internal sealed class WorkerProcess : IAsyncDisposable
         start.Environment["ConnectionStrings__Postgres"] = database.ConnectionString;
         start.Environment["Urls"] = "http://127.0.0.1:0";
         start.Environment["Logging__LogLevel__Default"] = "Warning";
+        if (logFile is not null)
+        {
+            start.Environment["Logging__LogLevel__Worker.Host.Gong"] = "Information";
+        }
         foreach (var (key, value) in vhost.ToWorkerConfiguration().Select(kv => new KeyValuePair<string, string>(kv.Key, kv.Value ?? "")).Concat(settings))
         {
             start.Environment[key.Replace(":", "__", StringComparison.Ordinal)] = value;
         }
 
         var process = new Process { StartInfo = start };
-        var worker = new WorkerProcess(process);
+        var worker = new WorkerProcess(process) { logWriter = logFile is null ? null : TextWriter.Synchronized(new StreamWriter(logFile, append: true) { AutoFlush = true }) };
         process.OutputDataReceived += (_, e) => worker.Keep(e.Data);
         process.ErrorDataReceived += (_, e) => worker.Keep(e.Data);
         process.Start();
@@ -113,6 +124,7 @@ internal sealed class WorkerProcess : IAsyncDisposable
         finally
         {
             Process.Dispose();
+            logWriter?.Dispose();
         }
     }
 
@@ -123,6 +135,7 @@ internal sealed class WorkerProcess : IAsyncDisposable
             return;
         }
 
+        logWriter?.WriteLine(line);
         output.Enqueue(line);
         while (output.Count > 40)
         {
