@@ -73,6 +73,8 @@ internal sealed partial class GongGatedCaller(
                 return null;
             }
 
+            LogSlot(send.Batch.BatchId, warm, slot.At, slot.Waited.TotalMilliseconds, slot.Margin.TotalMilliseconds);
+
             var result = await SendWatchedAsync(send, slot, call).ConfigureAwait(false);
 
             // Held up between the gate and the wire: move the slot to now while no later slot depends on it.
@@ -227,6 +229,9 @@ internal sealed partial class GongGatedCaller(
 
     [LoggerMessage(Level = LogLevel.Information, Message = "A call of batch {BatchId} reached its connection {LateMs:F1} ms after its rate-gate slot; its recorded arrival moved: {Moved}")]
     private partial void LogLateDeparture(double lateMs, Guid batchId, bool moved);
+
+    [LoggerMessage(Level = LogLevel.Debug, Message = "A call of batch {BatchId} (warm-up answered: {Warm}) has its rate-gate slot at {SlotAt:O} after waiting {WaitedMs:F0} ms, margin {MarginMs:F1} ms")]
+    private partial void LogSlot(Guid batchId, bool warm, DateTimeOffset slotAt, double waitedMs, double marginMs);
 
     [LoggerMessage(Level = LogLevel.Debug, Message = "A call of batch {BatchId} was late for its rate-gate slot at {SlotAt:O} ({Late}); the slot moved to {MovedTo:O}")]
     private partial void LogSlotMoved(Guid batchId, DateTimeOffset slotAt, DateTimeOffset movedTo, string? late);

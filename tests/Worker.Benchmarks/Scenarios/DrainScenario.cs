@@ -20,7 +20,7 @@ namespace Worker.Benchmarks.Scenarios;
 /// Options: <c>--drain-groups=G</c> (20), <c>--drain-prospects=N</c> (20,000), <c>--drain-rps=R</c> (3),
 /// <c>--replicas=K</c> (1), <c>--jitter-ms=J</c> (0), <c>--connect-delay-ms=D</c> (0),
 /// <c>--replica-mode=process|in-process</c> (process), <c>--worker-dll=path</c> (the Release build of this repository),
-/// <c>--worker-logs=DIR</c> (each replica process's whole output, its Gong components at Information, in
+/// <c>--worker-logs=DIR</c> (each replica process's whole output, its Gong and dispatch components at Debug, in
 /// DIR/bench-replica-N.log).
 /// </summary>
 internal sealed class DrainScenario : IScenario
@@ -185,6 +185,12 @@ internal sealed class DrainScenario : IScenario
         var callsPerSecond = span > 0 ? (arrivals.Count - 1) / span : 0;
         var bound = rps / (1 + (jitterMs / 1000.0));
         Console.Error.WriteLine($"drain: {assignCalls} assign calls (minimum {minimum}), {callsPerSecond:F2} calls/s of bound {bound:F2}, fill {meanFill:F1}, {stopwatch.Elapsed.TotalSeconds:F1} s");
+        if (arrivals.Count > 60)
+        {
+            // Without the start (every replica young, its batch size not yet proven): the 30th arrival to the last.
+            var after = (arrivals.Count - 30) / (arrivals[^1] - arrivals[29]).TotalSeconds;
+            Console.Error.WriteLine($"drain: from the 30th arrival to the last: {after:F2} calls/s ({100 * after / bound:F1}% of {bound:F2}); the first 30 cost {(arrivals[29] - arrivals[0]).TotalSeconds - (29 / after):F2} s more than that pace");
+        }
 
         var limit = rps == 3 ? "Gong's real limit, 3 calls/s" : $"raised limit {rps} calls/s (worker gate set equally)";
         var network = $"{replicas} replica{(replicas == 1 ? "" : "s")} ({(inProcess ? "hosts in one process" : "one process each")}) started together, arrival jitter 0-{jitterMs} ms, new-connection delay {connectDelayMs} ms";

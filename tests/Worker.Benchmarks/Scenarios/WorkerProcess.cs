@@ -33,7 +33,7 @@ internal sealed class WorkerProcess : IAsyncDisposable
     /// <param name="vhost">Its RabbitMQ virtual host.</param>
     /// <param name="settings">Configuration keys (<c>Gong:BaseUrl</c> form), set as environment variables.</param>
     /// <param name="logFile">When set, every line the process writes is appended there and the worker's Gong
-    /// components log at Information (rate-gate slots given up, late departures), not Warning.</param>
+    /// and dispatch components log at Debug (each batch claimed, each call's rate-gate slot, slots moved or given up, late departures), not Warning.</param>
     public static WorkerProcess Start(string dll, TestDatabase database, TestVirtualHost vhost, IEnumerable<KeyValuePair<string, string>> settings, string? logFile = null)
     {
         // The process runs in the DLL's folder: a relative --worker-dll must not be resolved a second time from there.
@@ -51,7 +51,8 @@ internal sealed class WorkerProcess : IAsyncDisposable
         start.Environment["Logging__LogLevel__Default"] = "Warning";
         if (logFile is not null)
         {
-            start.Environment["Logging__LogLevel__Worker.Host.Gong"] = "Information";
+            start.Environment["Logging__LogLevel__Worker.Host.Gong"] = "Debug";
+            start.Environment["Logging__LogLevel__Worker.Host.Dispatch"] = "Debug";
         }
         foreach (var (key, value) in vhost.ToWorkerConfiguration().Select(kv => new KeyValuePair<string, string>(kv.Key, kv.Value ?? "")).Concat(settings))
         {
