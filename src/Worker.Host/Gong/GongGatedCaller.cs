@@ -136,9 +136,8 @@ internal sealed partial class GongGatedCaller(
 
         try
         {
-            if (departed > slot.StartNoLaterThan)
+            if (await gate.DepartedAsync(slot, departed, CancellationToken.None).ConfigureAwait(false) is { } moved)
             {
-                var moved = await gate.DepartedAsync(slot, departed, CancellationToken.None).ConfigureAwait(false);
                 LogLateDeparture((departed - slot.At).TotalMilliseconds, batchId, moved);
             }
         }

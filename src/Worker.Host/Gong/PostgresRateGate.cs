@@ -240,14 +240,15 @@ internal sealed class PostgresRateGate
     /// <param name="slot">The slot the call was sent in.</param>
     /// <param name="departed">When its first bytes were handed to the connection (<see cref="GongLane.WatchDeparture"/>).</param>
     /// <param name="cancellationToken">Cancels the update.</param>
-    /// <returns>True when the call departed late and its arrival moved; false when it departed on time or could not move.</returns>
+    /// <returns>Null when the call departed by its latest start (nothing to do); else whether its arrival moved (false:
+    /// the slot that depends on it was already taken).</returns>
     /// <exception cref="NpgsqlException">Postgres unreachable.</exception>
-    public async Task<bool> DepartedAsync(GateSlot slot, DateTimeOffset departed, CancellationToken cancellationToken)
+    public async Task<bool?> DepartedAsync(GateSlot slot, DateTimeOffset departed, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(slot);
         if (departed <= slot.StartNoLaterThan)
         {
-            return false;
+            return null;
         }
 
         var moved = await row.DepartedLateAsync(slot.ScheduledAt, slot.Margin, slot.ScheduledAt + (departed - slot.At), cancellationToken).ConfigureAwait(false);
