@@ -326,6 +326,7 @@ internal sealed class EndToEndWorld : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
+        HeapSettle.EndQuiet();
         if (Publisher is not null)
         {
             await Publisher.StopAsync();

@@ -27,13 +27,13 @@ public sealed class RateGateDepartureTests
         var gate = replica.Gate;
         var first = await gate.WaitForSlotAsync(Margin, CancellationToken.None);
 
-        // On time (within the latest start): nothing moves.
-        Assert.False(await gate.DepartedAsync(first, first.StartNoLaterThan, CancellationToken.None));
+        // On time (within the latest start): nothing to do (null), nothing moves.
+        Assert.Null(await gate.DepartedAsync(first, first.StartNoLaterThan, CancellationToken.None));
         Assert.Equal((0, 0), gate.LateDepartures);
 
         // 80 ms after the slot: the recorded latest arrival moves 80 ms later.
         var departed = first.At + TimeSpan.FromMilliseconds(80);
-        Assert.True(await gate.DepartedAsync(first, departed, CancellationToken.None));
+        Assert.Equal(true, await gate.DepartedAsync(first, departed, CancellationToken.None));
         Assert.Equal((1, 0), gate.LateDepartures);
         await using (var db = database.CreateDbContext())
         {
@@ -54,7 +54,7 @@ public sealed class RateGateDepartureTests
         Assert.True(window >= TimeSpan.FromSeconds(1), $"third slot after the late call starts {window.TotalMilliseconds:0} ms after its real latest arrival");
 
         // Now a slot depends on it: too late to move, and counted as such.
-        Assert.False(await gate.DepartedAsync(first, departed + TimeSpan.FromMilliseconds(10), CancellationToken.None));
+        Assert.Equal(false, await gate.DepartedAsync(first, departed + TimeSpan.FromMilliseconds(10), CancellationToken.None));
         Assert.Equal((1, 1), gate.LateDepartures);
     }
 

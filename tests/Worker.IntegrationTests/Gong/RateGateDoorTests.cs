@@ -257,6 +257,7 @@ public sealed class RateGateDoorTests
 
         public async ValueTask DisposeAsync()
         {
+            HeapSettle.EndQuiet();
             await Simulator.DisposeAsync();
             await Database.DisposeAsync();
         }
