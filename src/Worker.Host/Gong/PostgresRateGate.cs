@@ -35,7 +35,7 @@ namespace Worker.Host.Gong;
 /// spacing after the slot first taken), else gives it up and takes a new one. A slot further away than <c>MaxGateWait</c> is not taken (the row is left
 /// as it was) and the caller is told when the gate opens, so a batch is never held for hours.
 /// </remarks>
-internal sealed class PostgresRateGate
+internal sealed partial class PostgresRateGate
 {
     /// <summary>Reason codes of the allowed rate (bounded: metric attribute values).</summary>
     public const string RateConfigured = "configured";
@@ -55,12 +55,14 @@ internal sealed class PostgresRateGate
     private readonly RateGateClockOffset clock;
     private readonly RateGateRow row;
     private readonly RateGateGauges gauges;
+    private readonly ILogger<PostgresRateGate> logger;
 
     /// <summary>Creates the gate and its metrics (<see cref="RateGateGauges"/>).</summary>
-    public PostgresRateGate(NpgsqlDataSource dataSource, IOptions<GongOptions> options, TimeProvider time, IMeterFactory meterFactory)
+    public PostgresRateGate(NpgsqlDataSource dataSource, IOptions<GongOptions> options, TimeProvider time, IMeterFactory meterFactory, ILogger<PostgresRateGate> logger)
     {
         this.options = options;
         this.time = time;
+        this.logger = logger;
         clock = new RateGateClockOffset(options, time);
         row = new RateGateRow(dataSource, options, time, clock);
         gauges = new RateGateGauges(options, meterFactory);
@@ -209,6 +211,7 @@ internal sealed class PostgresRateGate
         {
             if (await ReclaimAsync(slot, cancellationToken).ConfigureAwait(false) is not { } moved)
             {
+                LogWokeLate(slot.At, (time.GetUtcNow() - slot.At).TotalMilliseconds);
                 await GiveUpAsync(slot, cancellationToken).ConfigureAwait(false);
                 return null;
             }
@@ -309,4 +312,7 @@ internal sealed class PostgresRateGate
             await row.ReadAsync(cancellationToken).ConfigureAwait(false);
         }
     }
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "A caller woke {LateMs:F1} ms after its rate-gate slot at {SlotAt:O} and the slot could not move (a later slot depends on it, the move would exceed half a spacing, or a 429 block is in force): the slot is given up and the caller takes another")]
+    private partial void LogWokeLate(DateTimeOffset slotAt, double lateMs);
 }
