@@ -235,7 +235,7 @@ internal sealed partial class GongGatedCaller(
     [LoggerMessage(Level = LogLevel.Debug, Message = "A call of batch {BatchId} was late for its rate-gate slot at {SlotAt:O} ({Late}); the slot moved to {MovedTo:O}")]
     private partial void LogSlotMoved(Guid batchId, DateTimeOffset slotAt, DateTimeOffset movedTo, string? late);
 
-    [LoggerMessage(Level = LogLevel.Information, Message = "A call of batch {BatchId} was late for its rate-gate slot at {SlotAt:O} ({Late}) and a later slot already depends on it: the slot is given up, the call waits for another")]
+    [LoggerMessage(Level = LogLevel.Information, Message = "A call of batch {BatchId} was late for its rate-gate slot at {SlotAt:O} ({Late}) and the slot could not move (a later slot depends on it, the move would exceed half a spacing, a 429 block is in force, or the gate could not be read): the slot is given up, the call waits for another")]
     private partial void LogSlotGivenUp(Guid batchId, DateTimeOffset slotAt, string? late);
 
     [LoggerMessage(Level = LogLevel.Error, Message = "Rate gate unavailable for batch {BatchId}; the batch goes back to Pending")]
