@@ -5,7 +5,7 @@ namespace Worker.Host.Gong;
 /// <param name="At">The slot (UTC, on this process's clock); when not taken, the earliest instant the gate would give one.</param>
 /// <param name="Reason">When not taken: why (the block reason).</param>
 /// <param name="Waited">Time spent in the gate.</param>
-/// <param name="StartNoLaterThan">Latest start that keeps the window guarantee (slot + RateWindowMargin / 2, this process's clock).</param>
+/// <param name="StartNoLaterThan">Latest start that keeps the window guarantee (slot + <see cref="GateMargin.LateStart"/>: half the base margin, more while the process is young; this process's clock).</param>
 /// <param name="ScheduledAt">The slot on the gate's own clock (the database's by default), as stored in the schedule.</param>
 /// <param name="Margin">The margin the call is recorded with (its latest arrival is ScheduledAt + Margin).</param>
 /// <param name="MovedBy">How much later than taken the slot is, after a late caller moved it

@@ -14,7 +14,7 @@ namespace Worker.Host.Gong;
 /// <remarks>
 /// The lane is the last step before the wire, so the two timing facts the rate gate depends on are taken here:
 /// <list type="bullet">
-/// <item>a call's latest start (<see cref="SendNoLaterThanKey"/>, its rate-gate slot plus half the base margin) is
+/// <item>a call's latest start (<see cref="SendNoLaterThanKey"/>, its rate-gate slot plus <see cref="GateMargin.LateStart"/>) is
 /// checked just before the request is handed to the connection, after the whole HTTP pipeline ran: a caller delayed
 /// anywhere on the way (a GC pause, a descheduled thread) sends nothing (<see cref="GongLateForSlotException"/>), nor
 /// does a call while a 429 answered on any lane of this process is held here (its Retry-After, at most 1 s): the

@@ -8,7 +8,7 @@ namespace Worker.Host.Gong;
 /// <list type="number">
 /// <item>warms the send's connection (a request Gong does not count); the lane (<see cref="GongConnectionLanes"/>)
 /// records the warm-up round trips in <see cref="RateGatePacing"/> and this caller reads the margin for its call from
-/// <see cref="RateGatePacing.MarginForCall"/>;</item>
+/// <see cref="RateGatePacing.ForCall"/> (with how late it may start);</item>
 /// <item>takes a slot from the shared <see cref="PostgresRateGate"/>; a caller too late for its slot sends nothing and
 /// moves the slot shortly ahead when no later slot depends on it yet (<see cref="PostgresRateGate.ReclaimAsync"/>),
 /// else gives the slot up (<see cref="PostgresRateGate.GiveUpAsync"/>: counted and refunded) and queues again;</item>
@@ -67,13 +67,13 @@ internal sealed partial class GongGatedCaller(
 
             // The margin is read when the slot is taken, which may be seconds after the warm-up (a queue of slots):
             // what the pacing has learned by then, and the young process's floor as it is then.
-            var slot = await TakeSlotAsync(send, () => pacing.MarginForCall(warm), cancellationToken).ConfigureAwait(false);
+            var slot = await TakeSlotAsync(send, () => pacing.ForCall(warm), cancellationToken).ConfigureAwait(false);
             if (slot is null)
             {
                 return null;
             }
 
-            LogSlot(send.Batch.BatchId, warm, slot.At, slot.Waited.TotalMilliseconds, slot.Margin.TotalMilliseconds);
+            LogSlot(send.Batch.BatchId, warm, slot.At, slot.Waited.TotalMilliseconds, slot.Margin.TotalMilliseconds, (slot.StartNoLaterThan - slot.At).TotalMilliseconds);
 
             var result = await SendWatchedAsync(send, slot, call).ConfigureAwait(false);
 
@@ -185,7 +185,7 @@ internal sealed partial class GongGatedCaller(
         }
     }
 
-    private async Task<GateSlot?> TakeSlotAsync(BatchSend send, Func<TimeSpan> margin, CancellationToken cancellationToken)
+    private async Task<GateSlot?> TakeSlotAsync(BatchSend send, Func<GateMargin> margin, CancellationToken cancellationToken)
     {
         GateSlot slot;
         try
@@ -229,8 +229,8 @@ internal sealed partial class GongGatedCaller(
     [LoggerMessage(Level = LogLevel.Information, Message = "A call of batch {BatchId} reached its connection {LateMs:F1} ms after its rate-gate slot; its recorded arrival moved: {Moved}")]
     private partial void LogLateDeparture(double lateMs, Guid batchId, bool moved);
 
-    [LoggerMessage(Level = LogLevel.Debug, Message = "A call of batch {BatchId} (warm-up answered: {Warm}) has its rate-gate slot at {SlotAt:O} after waiting {WaitedMs:F0} ms, margin {MarginMs:F1} ms")]
-    private partial void LogSlot(Guid batchId, bool warm, DateTimeOffset slotAt, double waitedMs, double marginMs);
+    [LoggerMessage(Level = LogLevel.Debug, Message = "A call of batch {BatchId} (warm-up answered: {Warm}) has its rate-gate slot at {SlotAt:O} after waiting {WaitedMs:F0} ms, margin {MarginMs:F1} ms, latest start {LateStartMs:F1} ms after it")]
+    private partial void LogSlot(Guid batchId, bool warm, DateTimeOffset slotAt, double waitedMs, double marginMs, double lateStartMs);
 
     [LoggerMessage(Level = LogLevel.Debug, Message = "A call of batch {BatchId} was late for its rate-gate slot at {SlotAt:O} ({Late}); the slot moved to {MovedTo:O}")]
     private partial void LogSlotMoved(Guid batchId, DateTimeOffset slotAt, DateTimeOffset movedTo, string? late);

@@ -30,8 +30,8 @@ namespace Worker.Host.Gong;
 /// The allowed rate is one controller for the whole gate (AIMD): every 429 (the gate had spaced every arrival it could
 /// see, so another client of the company spends part of the quota) multiplies it by <c>RateDecreaseFactor</c> (once
 /// per 2 s, however many calls were in flight); each <c>RateIncreaseInterval</c> without one adds
-/// <c>RateIncreaseStep</c>, up to <c>RequestsPerSecond</c>. A caller that starts more than half the base margin after
-/// its slot moves it shortly ahead while no later slot depends on it (<see cref="ReclaimAsync"/>: at most half a
+/// <c>RateIncreaseStep</c>, up to <c>RequestsPerSecond</c>. A caller that starts later than its slot allows (half the base margin; more
+/// while its process is young, <see cref="GateMargin.LateStart"/>) after its slot moves it shortly ahead while no later slot depends on it (<see cref="ReclaimAsync"/>: at most half a
 /// spacing after the slot first taken), else gives it up and takes a new one. A slot further away than <c>MaxGateWait</c> is not taken (the row is left
 /// as it was) and the caller is told when the gate opens, so a batch is never held for hours.
 /// </remarks>
@@ -109,30 +109,34 @@ internal sealed partial class PostgresRateGate
     /// <exception cref="NpgsqlException">Postgres unreachable.</exception>
     /// <exception cref="InvalidOperationException">The rate_gate row is missing (migrations not applied).</exception>
     /// <exception cref="OperationCanceledException">When <paramref name="cancellationToken"/> is cancelled.</exception>
-    public Task<GateSlot> WaitForSlotAsync(TimeSpan margin, ProspectPriority priority, CancellationToken cancellationToken) =>
-        WaitForSlotAsync(() => margin, priority, cancellationToken);
+    public Task<GateSlot> WaitForSlotAsync(TimeSpan margin, ProspectPriority priority, CancellationToken cancellationToken)
+    {
+        var gateMargin = new GateMargin(margin, options.Value.RateWindowMargin / 2);
+        return WaitForSlotAsync(() => gateMargin, priority, cancellationToken);
+    }
 
-    /// <summary>As <see cref="WaitForSlotAsync(TimeSpan, ProspectPriority, CancellationToken)"/>, with the margin read
-    /// each time a slot is asked for (a caller of a lane that may not reserve far ahead asks again later, and a young
-    /// process's margin falls meanwhile).</summary>
-    /// <param name="margin">Latest arrival after the slot, read at each take (base margin plus jitter allowance; 0–10 s).</param>
+    /// <summary>As <see cref="WaitForSlotAsync(TimeSpan, ProspectPriority, CancellationToken)"/>, with the margin and the
+    /// latest start read each time a slot is asked for (a caller of a lane that may not reserve far ahead asks again
+    /// later, and a young process's margin falls meanwhile): the slot's <see cref="GateSlot.StartNoLaterThan"/> is the
+    /// slot plus <see cref="GateMargin.LateStart"/>.</summary>
+    /// <param name="margin">Latest arrival after the slot (base margin plus jitter allowance; 0–10 s) and latest start
+    /// after it (<see cref="RateGatePacing.ForCall"/>), read at each take.</param>
     /// <param name="priority">The batch's lane.</param>
     /// <param name="cancellationToken">Cancels the wait.</param>
     /// <returns>The slot taken, or the instant the gate opens when it is beyond <c>MaxGateWait</c>.</returns>
     /// <exception cref="NpgsqlException">Postgres unreachable.</exception>
     /// <exception cref="InvalidOperationException">The rate_gate row is missing (migrations not applied).</exception>
     /// <exception cref="OperationCanceledException">When <paramref name="cancellationToken"/> is cancelled.</exception>
-    public async Task<GateSlot> WaitForSlotAsync(Func<TimeSpan> margin, ProspectPriority priority, CancellationToken cancellationToken)
+    public async Task<GateSlot> WaitForSlotAsync(Func<GateMargin> margin, ProspectPriority priority, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(margin);
         var o = options.Value;
         var waitStarted = time.GetTimestamp();
-        var lateTolerance = o.RateWindowMargin / 2;
         var reserveAhead = GatePriority.ReserveAhead(priority);
         await WarmClockAsync(cancellationToken).ConfigureAwait(false);
         while (true)
         {
-            var recordedMargin = margin();
+            var (recordedMargin, lateStart) = margin();
             var take = await row.TakeSlotAsync(recordedMargin, priority, reserveAhead, cancellationToken).ConfigureAwait(false);
             gauges.ObserveTake(take, recordedMargin);
             var slot = clock.ToLocal(take.At);
@@ -162,7 +166,7 @@ internal sealed partial class PostgresRateGate
 
             await RateGateWaits.PreciseDelayUntilAsync(time, slot, cancellationToken).ConfigureAwait(false);
 
-            var taken = await UseOrMoveAsync(new GateSlot(true, slot, null, TimeSpan.Zero, slot + lateTolerance, take.At, recordedMargin), cancellationToken).ConfigureAwait(false);
+            var taken = await UseOrMoveAsync(new GateSlot(true, slot, null, TimeSpan.Zero, slot + lateStart, take.At, recordedMargin), cancellationToken).ConfigureAwait(false);
             if (taken is not null)
             {
                 return taken with { Waited = time.GetElapsedTime(waitStarted) };
@@ -198,7 +202,7 @@ internal sealed partial class PostgresRateGate
         gauges.Reclaimed();
         var local = clock.ToLocal(at);
         await RateGateWaits.PreciseDelayUntilAsync(time, local, cancellationToken).ConfigureAwait(false);
-        return slot with { At = local, StartNoLaterThan = local + (o.RateWindowMargin / 2), ScheduledAt = at, MovedBy = at - first };
+        return slot with { At = local, StartNoLaterThan = local + (slot.StartNoLaterThan - slot.At), ScheduledAt = at, MovedBy = at - first };
     }
 
     /// <summary>A caller that wakes late would arrive closer to the next slots than the window allows. Beyond half the
@@ -235,7 +239,7 @@ internal sealed partial class PostgresRateGate
 
     /// <summary>
     /// For a call that reached its connection at <paramref name="departed"/> (this process's clock) after its slot's
-    /// latest start (slot + half the base margin: a stall between the lane's check and the socket): moves its recorded
+    /// latest start (<see cref="GateSlot.StartNoLaterThan"/>: a stall between the lane's check and the socket): moves its recorded
     /// latest arrival that much later, so the slot <c>RequestsPerSecond</c> places later, if not taken yet, is spaced a
     /// second after the real arrival. Counted in <c>flow_assignment.rate_gate.late_departures</c> (moved) or
     /// <c>late_departures_unmoved</c> (that slot was already taken).

@@ -35,6 +35,9 @@ internal sealed class RateGatePacing(IOptions<GongOptions> options, TimeProvider
     /// process's calls late (code compiled at first use, the start-up work of this and the other replicas) is over by
     /// then. A replica among three sends its 8th call about 8 s after its first at 3 calls/s.</summary>
     private static readonly TimeSpan YoungPeriod = TimeSpan.FromSeconds(5);
+    /// <summary>What a young process's late start leaves of its young allowance for stalls after the start (drains of
+    /// three replicas on 2 cores: no call arrived more than 14 ms after its start beyond the network's jitter).</summary>
+    private static readonly TimeSpan YoungStallReserve = TimeSpan.FromMilliseconds(20);
     private static readonly TimeSpan MinimumColdAllowance = TimeSpan.FromMilliseconds(300);
     private static readonly TimeSpan MaximumColdAllowance = TimeSpan.FromSeconds(2);
 
@@ -52,18 +55,7 @@ internal sealed class RateGatePacing(IOptions<GongOptions> options, TimeProvider
     /// a few ms, so they may miss the stalls of a process that is still compiling. (Measured in drains of three replicas
     /// started together on 2 cores, arrivals counted at the simulator's door: no call arrived more than 14 ms after its
     /// start beyond the network's jitter; the latest were often a process's first calls.)</summary>
-    public TimeSpan Margin
-    {
-        get
-        {
-            lock (sync)
-            {
-                var youth = 1 - GrownShare();
-                var young = youth <= 0 ? TimeSpan.Zero : options.Value.InitialJitterAllowance * youth;
-                return options.Value.RateWindowMargin + (jitter > young ? jitter : young);
-            }
-        }
-    }
+    public TimeSpan Margin => ForCall(warm: true).Margin;
 
     /// <summary>Warm round trips measured so far (at most 256 are kept).</summary>
     public int WarmSamples
@@ -171,18 +163,37 @@ internal sealed class RateGatePacing(IOptions<GongOptions> options, TimeProvider
 
     /// <summary>The margin for the next call: <see cref="Margin"/>, plus the cold allowance (the largest extra time a
     /// new connection cost, at least 300 ms, at most 2 s) when its warm-up got no answer.</summary>
-    public TimeSpan MarginForCall(bool warm)
-    {
-        var margin = Margin;
-        if (warm)
-        {
-            return margin;
-        }
+    public TimeSpan MarginForCall(bool warm) => ForCall(warm).Margin;
 
+    /// <summary>
+    /// The margin for the next call (<see cref="MarginForCall"/>) and, read at the same instant, how late it may start
+    /// after its slot: half the base margin, plus what a young process's allowance holds beyond the measured jitter
+    /// and a 20 ms reserve (<c>max(0, young floor − jitter allowance − 20 ms)</c>). A call recorded as arriving up to
+    /// the margin after its slot keeps the window when it starts that late: the network needs the jitter allowance,
+    /// the reserve covers a young process's stalls after the start (measured: at most 14 ms beyond the network's
+    /// jitter). So while a process is young (its first 8 calls or 5 s), a caller woken tens of ms late by the start-up
+    /// of this and the other replicas still uses its slot instead of giving it up; a grown process may start half the
+    /// base margin late, as before.
+    /// </summary>
+    /// <param name="warm">Whether the call's warm-up was answered (else the cold allowance is added to the margin, not
+    /// to the late start: it is for the handshake the call may have to make).</param>
+    public GateMargin ForCall(bool warm)
+    {
         lock (sync)
         {
-            var cold = TimeSpan.FromMilliseconds(coldExtraMs * 1.5);
-            return margin + (cold < MinimumColdAllowance ? MinimumColdAllowance : cold > MaximumColdAllowance ? MaximumColdAllowance : cold);
+            var o = options.Value;
+            var youth = 1 - GrownShare();
+            var young = youth <= 0 ? TimeSpan.Zero : o.InitialJitterAllowance * youth;
+            var margin = o.RateWindowMargin + (jitter > young ? jitter : young);
+            var spare = young - jitter - YoungStallReserve;
+            var lateStart = (o.RateWindowMargin / 2) + (spare > TimeSpan.Zero ? spare : TimeSpan.Zero);
+            if (!warm)
+            {
+                var cold = TimeSpan.FromMilliseconds(coldExtraMs * 1.5);
+                margin += cold < MinimumColdAllowance ? MinimumColdAllowance : cold > MaximumColdAllowance ? MaximumColdAllowance : cold;
+            }
+
+            return new GateMargin(margin, lateStart);
         }
     }
 }

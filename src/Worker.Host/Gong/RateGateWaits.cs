@@ -3,7 +3,7 @@ namespace Worker.Host.Gong;
 /// <summary>
 /// Waiting for a slot of the rate gate: a timer for the long part, then the waiting thread itself (sleeps of 1 ms, then
 /// spinning) for the last part, because on a busy machine a timer's continuation can run tens of ms late, and a caller
-/// more than half the base margin late loses its slot.
+/// later than its slot allows (<see cref="GateMargin.LateStart"/>) moves or loses its slot.
 /// </summary>
 internal static class RateGateWaits
 {

@@ -128,6 +128,32 @@ public sealed class RateGateReclaimTests
     }
 
     [Fact]
+    public async Task A_young_process_s_first_calls_held_past_half_the_base_margin_keep_their_slots_and_draw_no_429()
+    {
+        await using var database = await (await TestServices.GetAsync()).CreateDatabaseAsync();
+        await using var simulator = await GongReplica.StartSimulatorAsync(3);
+
+        // The process's first two calls are held 20 ms after the gate let them go: a grown process may start 5 ms late
+        // (half the base margin) and would move these slots; a young one is recorded with its young floor (up to
+        // 110 ms) and may spend what the network and a 20 ms reserve do not need of it.
+        var posts = 0;
+        await using var replica = await GongReplica.StartAsync(database.ConnectionString, simulator.BaseUrl.ToString(), TimeProvider.System,
+            [new("Gong:RequestsPerSecond", "3")],
+            services => services.AddHttpClient<GongApiClient>().AddHttpMessageHandler(() => new PipelineHoldHandler(request =>
+                request.RequestUri!.ToString().EndsWith("/assign", StringComparison.Ordinal) && Interlocked.Increment(ref posts) <= 2 ? TimeSpan.FromMilliseconds(20) : TimeSpan.Zero)));
+        var pacing = replica.Services.GetRequiredService<RateGatePacing>();
+
+        var outcomes = await replica.SendOneByOneAsync(simulator, calls: 4, prefix: "young-");
+
+        var stats = simulator.State.GetStats();
+        var seen = $"{posts} assign calls, {replica.Gate.SlotsReclaimed} slots moved, {replica.Gate.SlotsGivenUp} given up, now {pacing.ForCall(warm: true)}: {GongReplica.ArrivalLog(simulator)}";
+        Assert.True(posts >= 2, seen);
+        Assert.True(replica.Gate.SlotsReclaimed == 0 && replica.Gate.SlotsGivenUp == 0, seen);
+        Assert.True(stats.RateLimitedCalls == 0, $"{stats.RateLimitedCalls} 429s ({stats.SelfCausedRateLimited} self-caused); {seen}");
+        Assert.All(outcomes, kind => Assert.Equal(ProspectResultKind.Assigned, kind));
+    }
+
+    [Fact]
     public async Task With_pooling_off_through_a_slow_connect_every_gate_read_is_late_yet_calls_go_out_without_429()
     {
         // Every statement opens a new connection through a proxy that takes 50 ms to connect, so the block read before

@@ -87,6 +87,50 @@ public sealed class GatePacingTests
     }
 
     [Fact]
+    public void A_young_process_may_start_late_by_what_its_allowance_holds_beyond_the_jitter_and_a_reserve()
+    {
+        var pacing = new RateGatePacing(Options.Create(new GongOptions()), new FakeTimeProvider());
+        var b = new GongOptions().RateWindowMargin.TotalMilliseconds;
+
+        // Before anything is measured, the initial allowance is the jitter allowance: nothing spare.
+        Assert.Equal(b / 2, pacing.ForCall(warm: true).LateStart.TotalMilliseconds, 3);
+
+        // A learning burst of 10–20 ms round trips: a spread of 10 ms, scaled by 25 / 23 while fewer than 256.
+        for (var i = 0; i < 24; i++)
+        {
+            pacing.RecordWarmUp(TimeSpan.FromMilliseconds(10 + (i * 10 / 23.0)), newConnection: false, answered: true, burst: true);
+        }
+
+        var jitter = 10 * 25 / 23.0;
+        var first = pacing.ForCall(warm: true);
+        Assert.Equal(b + 100, first.Margin.TotalMilliseconds, 3);
+        Assert.Equal((b / 2) + 100 - jitter - 20, first.LateStart.TotalMilliseconds, 3);
+
+        // A cold call's allowance is for its handshake: added to the margin, not to the late start.
+        var cold = pacing.ForCall(warm: false);
+        Assert.True(cold.Margin >= first.Margin + TimeSpan.FromMilliseconds(300), cold.ToString());
+        Assert.Equal(first.LateStart, cold.LateStart);
+
+        // The spare part falls with the young floor: after 4 of 8 calls the floor is 50 ms.
+        for (var call = 0; call < 4; call++)
+        {
+            pacing.RecordCallSent();
+        }
+
+        Assert.Equal((b / 2) + 50 - jitter - 20, pacing.ForCall(warm: true).LateStart.TotalMilliseconds, 3);
+
+        // Grown: half the base margin, as for every call of a grown process; never more than the margin.
+        for (var call = 0; call < 4; call++)
+        {
+            pacing.RecordCallSent();
+        }
+
+        var grown = pacing.ForCall(warm: true);
+        Assert.Equal(b / 2, grown.LateStart.TotalMilliseconds, 3);
+        Assert.True(grown.LateStart <= grown.Margin, grown.ToString());
+    }
+
+    [Fact]
     public void A_young_process_is_grown_5_s_after_its_first_call_however_few_calls_it_made()
     {
         var clock = new FakeTimeProvider();
